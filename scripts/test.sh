@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need (once), then lints and runs every test.
+#
+#   bash scripts/test.sh [pytest args...]
+#
+# - Python packages go into .venv (pinned, from requirements-dev.txt).
+# - Debian packages the tests drive for real: redis-server, chromium (headless browser tests).
+# - Tests start their own redis-server on a free loopback port, so none needs to be running.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing Debian packages: ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+apt_install redis-server chromium
+
+VENV=${VENV:-.venv}
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null
+"$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
+exec "$VENV/bin/python" -m pytest "$@"

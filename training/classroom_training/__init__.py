@@ -1,0 +1,1 @@
+"""Training for the classroom emotion model: data, model, train, evaluate, export, in that order."""

@@ -1,0 +1,3 @@
+from classroom_training.cli import main
+
+raise SystemExit(main())

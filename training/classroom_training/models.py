@@ -1,0 +1,80 @@
+"""Build the model: the seed baseline and the default network, both taking raw uint8 crops.
+
+Scaling to [0, 1] is the first layer of every model (Keras-examples style), so the exported graph
+carries its own preprocessing and a client can only ever send raw pixels.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from classroom_contract import CROP_SIZE, NUM_EMOTIONS
+
+INPUT_SHAPE = (CROP_SIZE, CROP_SIZE, 1)
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    raw = keras.Input(shape=INPUT_SHAPE, dtype="uint8", name="crops")
+    x = layers.Rescaling(1.0 / 255.0, name="scale_to_unit")(layers.Activation("linear", dtype="float32")(raw))
+    return raw, x
+
+
+def make_seed_model() -> keras.Model:
+    """The first version's network: 4 conv blocks, 2 dense blocks (the ~60% baseline)."""
+    raw, x = _inputs()
+    for filters, kernel in ((64, 3), (128, 5), (512, 3), (512, 3)):
+        x = layers.Conv2D(filters, kernel, padding="same")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.MaxPooling2D(2)(x)
+        x = layers.Dropout(0.25)(x)
+    x = layers.Flatten()(x)
+    for units in (256, 512):
+        x = layers.Dense(units)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+        x = layers.Dropout(0.25)(x)
+    outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(raw, outputs, name="seed")
+
+
+def _conv_bn_relu(x, filters: int, weight_decay: float):
+    x = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay)
+    )(x)
+    x = layers.BatchNormalization()(x)
+    return layers.Activation("relu")(x)
+
+
+def _residual_stage(x, filters: int, weight_decay: float):
+    """Two 3x3 convs with an identity (or 1x1 projection) shortcut, then 2x2 max-pool."""
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay))(x)
+        shortcut = layers.BatchNormalization()(shortcut)
+    x = _conv_bn_relu(x, filters, weight_decay)
+    x = layers.Conv2D(
+        filters, 3, padding="same", use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay)
+    )(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(layers.Add()([x, shortcut]))
+    return layers.MaxPooling2D(2)(x)
+
+
+def make_default_model(width: int = 48, weight_decay: float = 5e-4, dropout: float = 0.4) -> keras.Model:
+    """A compact residual VGG: a stem conv, four residual stages (48->3 px), global pooling.
+
+    Sized by measurement to train at a useful speed on 2 CPU cores; widths double per stage.
+    """
+    raw, x = _inputs()
+    x = _conv_bn_relu(x, width, weight_decay)
+    for multiplier in (1, 2, 4, 8):
+        x = _residual_stage(x, width * multiplier, weight_decay)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(raw, outputs, name="default")
+
+
+ARCHITECTURES = {"seed": make_seed_model, "default": make_default_model}
