@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
 from classroom_contract import CROP_SIZE, NUM_EMOTIONS
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-
 from classroom_contract import SIGNATURE
 
 log = logging.getLogger(__name__)

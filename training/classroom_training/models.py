@@ -7,9 +7,8 @@ carries its own preprocessing and a client can only ever send raw pixels.
 from __future__ import annotations
 
 import keras
-from keras import layers
-
 from classroom_contract import CROP_SIZE, NUM_EMOTIONS
+from keras import layers
 
 INPUT_SHAPE = (CROP_SIZE, CROP_SIZE, 1)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-
 from classroom_contract import NUM_EMOTIONS
+
 from classroom_training.data import Split
 
 

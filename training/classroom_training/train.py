@@ -102,7 +102,9 @@ def train(config: TrainConfig, train_split: Split, val_split: Split, run_dir: Pa
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup_dir), save_freq="epoch", delete_checkpoint=False),
         keras.callbacks.ModelCheckpoint(
-            str(run_dir / "best.keras"), monitor="val_accuracy", save_best_only=True,
+            str(run_dir / "best.keras"),
+            monitor="val_accuracy",
+            save_best_only=True,
             initial_value_threshold=_best_so_far(run_dir) if resume else None,
         ),  # fmt: skip
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),

@@ -1,0 +1,71 @@
+"""Train on the shipped sample, resume, report and export: the whole training CLI on real rows."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from classroom_contract import SIGNATURE
+from classroom_training.cli import main as train_cli
+from procs import BIN, REPO
+
+SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
+TINY = ["--csv", str(SAMPLE), "--width", "8", "--batch-size", "32"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A 1-epoch run, then the same run resumed to 2 epochs (as after an interruption)."""
+    run = tmp_path_factory.mktemp("run")
+    assert train_cli(["train", *TINY, "--epochs", "1", "--run-dir", str(run)]) == 0
+    assert train_cli(["train", *TINY, "--epochs", "2", "--run-dir", str(run), "--resume"]) == 0
+    return run
+
+
+def test_resume_continues_the_same_run(trained_run):
+    history = (trained_run / "history.csv").read_text().splitlines()
+    assert [line.split(",")[0] for line in history[1:]] == ["0", "1"]
+    assert (trained_run / "best.keras").exists()
+
+
+def test_unfinished_run_is_not_overwritten_without_resume(trained_run):
+    with pytest.raises(SystemExit, match="--resume"):
+        train_cli(["train", *TINY, "--epochs", "1", "--run-dir", str(trained_run)])
+
+
+def test_report_writes_figures_and_plots(trained_run, tmp_path):
+    out = tmp_path / "report"
+    args = ["report", "--csv", str(SAMPLE), "--model", str(trained_run / "best.keras")]
+    assert train_cli([*args, "--run-dir", str(trained_run), "--out", str(out)]) == 0
+    figures = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= figures["flip_tta_accuracy"] <= 1.0
+    assert figures["plain_crops_per_s_b64"] > 0
+    for png in ("confusion_matrix.png", "training_curves.png", "class_distribution.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "macro-F1" in (out / "README.md").read_text()
+
+
+def test_export_makes_numbered_versions_with_the_contract_signature(trained_run, tmp_path):
+    models = tmp_path / "models"
+    for expected in ("1", "2"):
+        assert train_cli(["export", "--model", str(trained_run / "best.keras"), "--models-dir", str(models)]) == 0
+        assert (models / SIGNATURE.model_name / expected / "saved_model.pb").exists()
+    version = models / SIGNATURE.model_name / "2"
+    shown = subprocess.run(
+        [str(BIN / "saved_model_cli"), "show", "--dir", str(version), "--tag_set", "serve",
+         "--signature_def", SIGNATURE.signature_name],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"inputs['{SIGNATURE.input_key}']" in shown and "DT_UINT8" in shown and "(-1, 48, 48)" in shown
+    assert f"outputs['{SIGNATURE.output_key}']" in shown and "(-1, 7)" in shown
+
+    serve = tf.saved_model.load(str(version)).signatures[SIGNATURE.signature_name]
+    crops = np.random.default_rng(1).integers(0, 256, (5, 48, 48), dtype=np.uint8)
+    probabilities = serve(crops=tf.constant(crops))[SIGNATURE.output_key].numpy()
+    assert probabilities.shape == (5, 7)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        serve(crops=tf.constant(crops.astype(np.float32)))  # raw uint8 only: no client-side preprocessing
