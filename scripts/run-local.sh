@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole system on one machine without Docker (local backend: the SavedModel in-process).
+#
+#   bash scripts/run-local.sh            # then open http://127.0.0.1:8080, log in as demo / demo-password
+#
+# Starts: redis-server (if none answers on REDIS_URL), the API (uvicorn, :8000), one inference
+# worker, the dashboard (:8080) and a demo of simulated students streaming real FER2013 faces.
+# Ctrl-C stops everything it started. Set DEMO_STUDENTS=0 to run without the demo agents.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=${VENV:-.venv}
+if [ ! -x "$VENV/bin/classroom-api" ]; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q -r requirements-dev.txt
+fi
+export PATH="$PWD/$VENV/bin:$PATH"
+export REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
+export DASHBOARD_ENV=${DASHBOARD_ENV:-development}
+API_PORT=${API_PORT:-8000}
+DASHBOARD_PORT=${DASHBOARD_PORT:-8080}
+DEMO_STUDENTS=${DEMO_STUDENTS:-12}
+mkdir -p .cache/run-local
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
+  echo "starting redis-server on 127.0.0.1:6379"
+  redis-server --port 6379 --bind 127.0.0.1 --dir .cache/run-local --appendonly yes >.cache/run-local/redis.log 2>&1 &
+  pids+=($!)
+  sleep 1
+fi
+
+classroom-dashboard create-teacher --username demo --password demo-password --replace >/dev/null
+token=$(classroom-dashboard rotate-token --class-id demo 2>/dev/null ||
+  classroom-dashboard create-class --teacher demo --class-id demo --name "Demo class" 2>/dev/null)
+
+classroom-api --port "$API_PORT" >.cache/run-local/api.log 2>&1 & pids+=($!)
+classroom-worker >.cache/run-local/worker.log 2>&1 & pids+=($!)
+classroom-dashboard serve --port "$DASHBOARD_PORT" >.cache/run-local/dashboard.log 2>&1 & pids+=($!)
+if [ "$DEMO_STUDENTS" -gt 0 ]; then
+  classroom-demo --server "http://127.0.0.1:$API_PORT" --token "$token" --students "$DEMO_STUDENTS" \
+    >.cache/run-local/demo.log 2>&1 & pids+=($!)
+fi
+echo "dashboard: http://127.0.0.1:$DASHBOARD_PORT  (user demo, password demo-password)"
+echo "API docs:  http://127.0.0.1:$API_PORT/docs      logs: .cache/run-local/*.log    Ctrl-C stops all"
+wait -n "${pids[@]}"

@@ -1,0 +1,121 @@
+"""One observation's whole path, every hop a real process.
+
+Real FER2013 faces (the project's own sample) are placed into 640x480 frames in a folder; the real
+capture agent (`classroom-capture`) detects and crops them and POSTs to the real API under uvicorn;
+a real RQ worker predicts with the committed SavedModel; the real dashboard serves the result over
+HTTP to a logged-in teacher. The expected emotions are computed independently here: the same
+detector and crop on the same frames, then the same SavedModel called in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import cv2
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from classroom_capture.detector import analyse, make_detector
+from classroom_capture.synthetic import write_synthetic_frames
+from classroom_contract import EMOTIONS, SIGNATURE, keys, store
+from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+
+pytestmark = pytest.mark.slow
+
+MODEL_DIR = REPO / "models" / SIGNATURE.model_name
+DETECTOR = "haar"
+PASSWORD = "e2e-password-123"
+
+
+def _cli(args: list[str], env: dict[str, str]) -> str:
+    done = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def system(redis_url, tmp_path):
+    """API, worker and dashboard as real processes on free loopback ports, plus a class and its token."""
+    env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(MODEL_DIR), "DASHBOARD_ENV": "development"}
+    _cli(["classroom-dashboard", "create-teacher", "--username", "teacher1", "--password", PASSWORD], env)
+    create_class = ["create-class", "--teacher", "teacher1", "--class-id", "e2e", "--name", "E2E"]
+    token = _cli(["classroom-dashboard", *create_class], env)
+    api_port, dash_port = free_port(), free_port()
+    procs = [
+        Proc([str(BIN / "classroom-api"), "--port", str(api_port)], tmp_path / "api.log", env),
+        Proc([str(BIN / "classroom-worker")], tmp_path / "worker.log", env),
+        Proc([str(BIN / "classroom-dashboard"), "serve", "--port", str(dash_port)], tmp_path / "dash.log", env),
+    ]
+    api, dashboard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
+    try:
+        wait_until(lambda: http_ok(f"{api}/healthz"), timeout=60, what="the API")
+        wait_until(lambda: http_ok(f"{dashboard}/auth/login"), timeout=60, what="the dashboard")
+        yield {"api": api, "dashboard": dashboard, "token": token, "env": env, "procs": procs}
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def _expected_emotions(frames_dir, manifest) -> list[str | None]:
+    """Per frame: the emotion the model gives for the crop the agent makes, None when no face."""
+    detector = make_detector(DETECTOR)
+    model = tf.saved_model.load(str(MODEL_DIR / max((p.name for p in MODEL_DIR.glob("[0-9]*") if p.is_dir()), key=int)))
+    serve = model.signatures[SIGNATURE.signature_name]
+    expected = []
+    for frame in manifest:
+        facts = analyse(cv2.imread(str(frames_dir / frame["file"])), detector)
+        if facts.crop is None:
+            expected.append(None)
+            continue
+        probabilities = serve(crops=tf.constant(facts.crop[np.newaxis]))[SIGNATURE.output_key].numpy()[0]
+        expected.append(EMOTIONS[int(probabilities.argmax())])
+    return expected
+
+
+def _login(dashboard: str) -> requests.Session:
+    session = requests.Session()
+    page = session.get(f"{dashboard}/auth/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = session.post(
+        f"{dashboard}/auth/login",
+        data={"username": "teacher1", "password": PASSWORD, "csrf_token": csrf},
+        timeout=10,
+    )
+    assert answer.status_code == 200 and "/auth/login" not in answer.url
+    return session
+
+
+def test_faces_in_frames_reach_the_teacher_with_the_models_emotions(system, tmp_path, redis_client):
+    frames_dir = tmp_path / "frames"
+    manifest = write_synthetic_frames(frames_dir, 10, seed=7, no_face_ratio=0.3)
+    assert any(not f["has_face"] for f in manifest), "the sample must include a no-face frame"
+    expected = _expected_emotions(frames_dir, manifest)
+    assert any(e is not None for e in expected) and any(e is None for e in expected)
+
+    agent = subprocess.run(
+        [str(BIN / "classroom-capture"), "--server", system["api"], "--token", system["token"],
+         "--student", "alice", "--source", str(frames_dir), "--rate", "20", "--detector", DETECTOR,
+         "--consent", "--outbox", str(tmp_path / "outbox.db")],
+        env=system["env"], capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert agent.returncode == 0, agent.stderr
+
+    def all_processed():
+        return len(store.student_series(redis_client, "e2e", "alice")) == len(manifest)
+
+    wait_until(all_processed, timeout=90, what="every frame's result in Redis")
+    series = store.student_series(redis_client, "e2e", "alice")
+    assert [r.emotion for r in series] == expected
+    assert [r.face_count == 0 for r in series] == [e is None for e in expected]  # no face = absence
+
+    session = _login(system["dashboard"])
+    students = session.get(f"{system['dashboard']}/api/classes/e2e/students", timeout=10).json()
+    alice = next(s for s in students["students"] if s["student_id"] == "alice")
+    assert alice["emotion"] == expected[-1]
+    assert alice["face_present"] is (expected[-1] is not None)
+
+    # privacy: no crop bytes are left in Redis once every observation is predicted
+    assert list(redis_client.scan_iter(keys.crops("*"))) == []
