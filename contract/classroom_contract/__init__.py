@@ -13,7 +13,7 @@ from classroom_contract.messages import (
     decode_crop,
     encode_crop,
 )
-from classroom_contract.model import ModelSignature, SIGNATURE
+from classroom_contract.model import SIGNATURE, ModelSignature
 
 __all__ = [
     "CROP_SIZE",

@@ -49,3 +49,34 @@ def class_events(class_id: str) -> str:
 def student_series(class_id: str, student_id: str) -> str:
     """Sorted set of result JSON scored by capture time, trimmed to the retention window."""
     return f"{PREFIX}:class:{class_id}:student:{student_id}:series"
+
+
+# --- dashboard accounts (only the dashboard reads and writes these) ---------------------------
+
+
+def teachers() -> str:
+    """Set of all teacher usernames."""
+    return f"{PREFIX}:teachers"
+
+
+def teacher(username: str) -> str:
+    """Hash of one teacher account: password_hash (werkzeug), admin ("0"/"1"), created_at."""
+    return f"{PREFIX}:teacher:{username}"
+
+
+def teacher_classes(username: str) -> str:
+    """Set of the class ids a teacher owns (the owner is also in `class_meta`, authoritative)."""
+    return f"{PREFIX}:teacher:{username}:classes"
+
+
+def login_failures(scope: str) -> str:
+    """Counter of recent failed logins for a scope ("user:NAME" or "ip:ADDR"), expiring on its own."""
+    return f"{PREFIX}:login-failures:{scope}"
+
+
+# --- ingest API (only the inference API reads and writes these) ------------------------------
+
+
+def rate_limit(token_sha256: str, window: int) -> str:
+    """Counter of requests one class token made in one fixed rate-limit window, expiring on its own."""
+    return f"{PREFIX}:ratelimit:{token_sha256}:{window}"

@@ -68,6 +68,16 @@ def write_results(client, results: list[ObservationResult], retention_seconds: f
     if not results:
         return
     pipe = client.pipeline(transaction=True)
+    add_results(pipe, results, retention_seconds)
+    pipe.execute()
+
+
+def add_results(pipe, results: list[ObservationResult], retention_seconds: float) -> None:
+    """Queue the writes of `write_results` on the caller's transaction pipeline, without executing.
+
+    For a writer whose results must commit together with its own writes (the API marking
+    observations seen, a worker deleting the crops it predicted): all in one MULTI/EXEC or none.
+    """
     horizon = time.time() - retention_seconds
     for result in results:
         body = result.model_dump_json()
@@ -77,18 +87,34 @@ def write_results(client, results: list[ObservationResult], retention_seconds: f
         pipe.expire(series, int(retention_seconds) + 60)
         pipe.sadd(keys.class_students(result.class_id), result.student_id)
         pipe.xadd(keys.class_events(result.class_id), {"result": body}, maxlen=EVENTS_MAXLEN, approximate=True)
-    for class_id, student_id, body in _newest_per_student(results):
-        pipe.hset(keys.class_latest(class_id), student_id, body)
-    pipe.execute()
+    for class_id, student_id, body, captured_at in _newest_per_student(results):
+        pipe.eval(_SET_IF_NEWER, 1, keys.class_latest(class_id), student_id, body, repr(captured_at))
 
 
-def _newest_per_student(results: list[ObservationResult]) -> list[tuple[str, str, str]]:
+#: HSET latest[student] = result unless the stored one was captured later. Writers finish out of
+#: capture order (the API stores an absence at once, a worker stores older faces seconds later);
+#: without this check an older face would replace a newer absence as the student's latest state.
+_SET_IF_NEWER = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current then
+  local ok, old = pcall(cjson.decode, current)
+  if ok and type(old) == 'table' and tonumber(old['captured_at']) and
+     tonumber(old['captured_at']) > tonumber(ARGV[3]) then
+    return 0
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def _newest_per_student(results: list[ObservationResult]) -> list[tuple[str, str, str, float]]:
     newest: dict[tuple[str, str], ObservationResult] = {}
     for result in results:
         key = (result.class_id, result.student_id)
         if key not in newest or result.captured_at >= newest[key].captured_at:
             newest[key] = result
-    return [(c, s, r.model_dump_json()) for (c, s), r in newest.items()]
+    return [(c, s, r.model_dump_json(), r.captured_at) for (c, s), r in newest.items()]
 
 
 def latest_results(client, class_id: str) -> dict[str, ObservationResult]:

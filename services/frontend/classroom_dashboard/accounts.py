@@ -1,0 +1,111 @@
+"""Teacher accounts and class ownership, stored in Redis under the contract's keys.
+
+Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from classroom_contract import keys, store, tokens
+from classroom_contract.messages import STUDENT_ID_PATTERN
+from werkzeug.security import check_password_hash, generate_password_hash
+
+USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
+#: Class ids appear in URLs and Redis keys: the same safe alphabet as student ids.
+CLASS_ID_PATTERN = re.compile(STUDENT_ID_PATTERN)
+MIN_PASSWORD_LENGTH = 8
+# Checked when the username is unknown, so a login takes as long as for a real account.
+_DUMMY_HASH = generate_password_hash("not-a-real-password")
+
+
+class AccountError(ValueError):
+    """A request the accounts store refuses; the message is safe to show to an operator."""
+
+
+def _text(value) -> str | None:
+    """Works with clients made with or without decode_responses (the CLI's, the tests')."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def normalise(username: str) -> str:
+    return (username or "").strip().lower()
+
+
+def create_teacher(client, username: str, password: str, admin: bool = False, replace: bool = False) -> str:
+    """Create a teacher (or, with `replace`, reset their password and admin flag); returns the username."""
+    username = normalise(username)
+    if not USERNAME_PATTERN.match(username):
+        raise AccountError("username must be 1-64 characters: a-z, 0-9, and _ . @ - (not first)")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if client.exists(keys.teacher(username)) and not replace:
+        raise AccountError(f"teacher {username!r} already exists")
+    client.hset(
+        keys.teacher(username),
+        mapping={
+            "password_hash": generate_password_hash(password),
+            "admin": "1" if admin else "0",
+            "created_at": f"{time.time():.0f}",
+        },
+    )
+    client.sadd(keys.teachers(), username)
+    return username
+
+
+def get_teacher(client, username: str) -> dict | None:
+    """{"username", "admin"} of an existing teacher, else None."""
+    username = normalise(username)
+    if not USERNAME_PATTERN.match(username):
+        return None
+    admin = _text(client.hget(keys.teacher(username), "admin"))
+    return None if admin is None else {"username": username, "admin": admin == "1"}
+
+
+def check_password(client, username: str, password: str) -> bool:
+    username = normalise(username)
+    stored = _text(client.hget(keys.teacher(username), "password_hash")) if USERNAME_PATTERN.match(username) else None
+    ok = check_password_hash(stored or _DUMMY_HASH, password or "")
+    return ok and stored is not None
+
+
+def create_class(client, teacher: str, class_id: str, name: str) -> str:
+    """Register a new class owned by `teacher`; returns the token agents must use (shown once)."""
+    teacher = normalise(teacher)
+    if get_teacher(client, teacher) is None:
+        raise AccountError(f"no teacher {teacher!r}; create it first with create-teacher")
+    if not CLASS_ID_PATTERN.match(class_id or ""):
+        raise AccountError("class id must be 1-64 characters: letters, digits, and _ . - (not first)")
+    if store.class_info(client, class_id) is not None:
+        raise AccountError(f"class {class_id!r} already exists; use rotate-token for a new token")
+    token = tokens.new_token()
+    store.register_class(client, class_id, name.strip() or class_id, teacher, token)
+    client.sadd(keys.teacher_classes(teacher), class_id)
+    return token
+
+
+def rotate_class_token(client, class_id: str) -> str:
+    """A fresh token for a class; the old one stops working at once."""
+    token = tokens.new_token()
+    try:
+        store.rotate_token(client, class_id, token)
+    except KeyError:
+        raise AccountError(f"no class {class_id!r}") from None
+    return token
+
+
+def classes_of(client, username: str, admin: bool = False) -> list[dict]:
+    """The classes a teacher may open ({"class_id", "name", "owner"}), sorted by name; all for an admin."""
+    if admin:
+        owners = [_text(o) for o in client.smembers(keys.teachers())]
+        ids = set().union(*(client.smembers(keys.teacher_classes(o)) for o in owners)) if owners else set()
+    else:
+        ids = client.smembers(keys.teacher_classes(normalise(username)))
+    ids = {_text(i) for i in ids}
+    classes = []
+    for class_id in ids:
+        info = store.class_info(client, class_id)
+        if info and (admin or info.get("owner") == normalise(username)):
+            classes.append({"class_id": class_id, "name": info.get("name", class_id), "owner": info.get("owner")})
+    return sorted(classes, key=lambda c: (c["name"].lower(), c["class_id"]))

@@ -1,0 +1,150 @@
+"""Small server-side SVG charts: no chart library, no CDN, readable at a glance.
+
+Colours come from CSS classes (static/dashboard.css), so the CSP can forbid inline styles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from classroom_contract import ObservationResult
+from markupsafe import Markup, escape
+
+from classroom_dashboard.attention import observation_score
+
+
+def _runs(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
+    """Split (x, y) points into runs without gaps (y None ends a run)."""
+    runs, current = [], []
+    for x, y in points:
+        if y is None:
+            if current:
+                runs.append(current)
+            current = []
+        else:
+            current.append((x, y))
+    if current:
+        runs.append(current)
+    return runs
+
+
+def _polyline(run: list[tuple[float, float]], css: str) -> str:
+    if len(run) == 1:
+        x, y = run[0]
+        return f'<circle class="{css}-dot" cx="{x:.1f}" cy="{y:.1f}" r="1.8"/>'
+    coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in run)
+    return f'<polyline class="{css}" points="{coords}"/>'
+
+
+def sparkline_svg(values: Sequence[float | None], threshold: float, width: int = 160, height: int = 36) -> Markup:
+    """A tiny attention trend (0-100) with the threshold dashed; gaps where there was no data."""
+    pad = 3
+    n = max(len(values), 2)
+
+    def y(v: float) -> float:
+        return pad + (100 - v) / 100 * (height - 2 * pad)
+
+    points = [(i * (width - 1) / (n - 1), None if v is None else y(v)) for i, v in enumerate(values)]
+    parts = [
+        f'<svg class="sparkline" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="attention over the last minutes">',
+        f'<line class="spark-threshold" x1="0" x2="{width}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}"/>',
+        *(_polyline(run, "spark-line") for run in _runs(points)),
+        "</svg>",
+    ]
+    return Markup("".join(parts))
+
+
+def timeline_buckets(
+    series: Sequence[ObservationResult], start: float, end: float, buckets: int, use_emotions: bool
+) -> list[dict]:
+    """Per time slice: mean score of the observations with a face (None if none) and whether all were absent."""
+    width = (end - start) / buckets
+    rows = [
+        {"t0": start + i * width, "t1": start + (i + 1) * width, "sum": 0.0, "n": 0, "present": 0}
+        for i in range(buckets)
+    ]
+    for result in series:
+        if start <= result.captured_at <= end:
+            row = rows[min(buckets - 1, int((result.captured_at - start) / width))]
+            row["n"] += 1
+            if result.face_count > 0:
+                row["sum"] += observation_score(result, use_emotions)
+                row["present"] += 1
+    return [
+        {
+            "t0": r["t0"],
+            "t1": r["t1"],
+            "score": r["sum"] / r["present"] if r["present"] else None,
+            "absent": r["n"] > 0 and r["present"] == 0,
+        }
+        for r in rows
+    ]
+
+
+def _clock(t: float, span: float) -> str:
+    return time.strftime("%H:%M" if span <= 86_400 else "%d %b %H:%M", time.localtime(t))
+
+
+def timeline_svg(rows: Sequence[dict], start: float, end: float, threshold: float) -> Markup:
+    """Attention over time: a line per slice, absent slices shaded, the threshold dashed, time on x."""
+    width, height, left, right, top, bottom = 820, 230, 40, 12, 10, 26
+    plot_w, plot_h = width - left - right, height - top - bottom
+    span = max(end - start, 1.0)
+
+    def x(t: float) -> float:
+        return left + (t - start) / span * plot_w
+
+    def y(v: float) -> float:
+        return top + (100 - v) / 100 * plot_h
+
+    parts = [
+        f'<svg class="timeline" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="attention timeline, 0 to 100, absent periods shaded">'
+    ]
+    for level in (0, 25, 50, 75, 100):
+        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(level):.1f}" y2="{y(level):.1f}"/>')
+        parts.append(f'<text class="axis" x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{level}</text>')
+    for row in rows:
+        if row["absent"]:
+            parts.append(
+                f'<rect class="band-absent" x="{x(row["t0"]):.1f}" y="{top}" '
+                f'width="{max(x(row["t1"]) - x(row["t0"]), 1):.1f}" height="{plot_h}"><title>absent</title></rect>'
+            )
+    ticks = 6
+    for i in range(ticks + 1):
+        t = start + i * span / ticks
+        anchor = "start" if i == 0 else "end" if i == ticks else "middle"
+        parts.append(
+            f'<text class="axis" x="{x(t):.1f}" y="{height - 8}" text-anchor="{anchor}">'
+            f"{escape(_clock(t, span))}</text>"
+        )
+    parts.append(
+        f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}"/>'
+    )
+    points = [((r["t0"] + r["t1"]) / 2, None if r["score"] is None else r["score"]) for r in rows]
+    parts += [_polyline([(x(t), y(v)) for t, v in run], "line") for run in _runs(points)]
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def distribution_svg(shares: Sequence[tuple[str, float]]) -> Markup:
+    """Horizontal bars: share of observations (0..1) per label, with the percentage written out."""
+    row_h, label_w, bar_w, width = 26, 84, 300, 440
+    height = row_h * len(shares) + 4
+    parts = [
+        f'<svg class="distribution" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="share of observations per emotion">'
+    ]
+    for i, (label, share) in enumerate(shares):
+        y = i * row_h + 4
+        parts.append(f'<text class="label" x="{label_w - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
+        parts.append(f'<rect class="bar-bg" x="{label_w}" y="{y}" width="{bar_w}" height="{row_h - 8}" rx="3"/>')
+        parts.append(
+            f'<rect class="bar emo-{escape(label)}" x="{label_w}" y="{y}" width="{share * bar_w:.1f}" '
+            f'height="{row_h - 8}" rx="3"><title>{escape(label)}: {share:.0%}</title></rect>'
+        )
+        parts.append(f'<text class="value" x="{label_w + bar_w + 8}" y="{y + 15}">{share:.0%}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))

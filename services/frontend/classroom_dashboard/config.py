@@ -1,0 +1,87 @@
+"""Settings from environment variables, read once when the app (or the CLI) starts.
+
+Every setting has a safe default except SECRET_KEY, which is required unless DASHBOARD_ENV is
+"development" (a missing key would let anyone forge session cookies, so we refuse to start).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.strip().lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.strip().lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def redis_url(env: Mapping[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    return env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+
+
+def from_env(env: Mapping[str, str] | None = None) -> dict:
+    """The Flask config mapping for `env` (default: os.environ)."""
+    env = os.environ if env is None else env
+    development = (env.get("DASHBOARD_ENV") or "production").strip().lower() == "development"
+    secret = env.get("SECRET_KEY")
+    if not secret:
+        if not development:
+            raise ConfigError(
+                "SECRET_KEY is not set. Set it to a long random value (for example the output of "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`), or set "
+                "DASHBOARD_ENV=development for a throwaway key on a developer machine."
+            )
+        secret = secrets.token_hex(32)
+    return {
+        "DEVELOPMENT": development,
+        "SECRET_KEY": secret,
+        "REDIS_URL": redis_url(env),
+        # How far back history pages, charts and CSV export read (the workers trim the same way).
+        "RETENTION_SECONDS": _number(env, "RETENTION_SECONDS", 7 * 24 * 3600, minimum=60),
+        # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.
+        "ATTENTION_ONLY": _bool(env, "ATTENTION_ONLY", False),
+        "ATTENTION_WINDOW_SECONDS": _number(env, "ATTENTION_WINDOW_SECONDS", 60, minimum=1),
+        "ABSENT_AFTER_SECONDS": _number(env, "ABSENT_AFTER_SECONDS", 30, minimum=0),
+        "OFFLINE_AFTER_SECONDS": _number(env, "OFFLINE_AFTER_SECONDS", 120, minimum=1),
+        "ATTENTION_THRESHOLD": _number(env, "ATTENTION_THRESHOLD", 50, minimum=0),
+        "SPARKLINE_SECONDS": _number(env, "SPARKLINE_SECONDS", 600, minimum=10),
+        "LOGIN_MAX_ATTEMPTS": int(_number(env, "LOGIN_MAX_ATTEMPTS", 5, minimum=1)),
+        "LOGIN_LOCKOUT_SECONDS": int(_number(env, "LOGIN_LOCKOUT_SECONDS", 300, minimum=1)),
+        "SSE_BLOCK_MS": int(_number(env, "SSE_BLOCK_MS", 15_000, minimum=100)),
+        "SSE_MAX_SECONDS": _number(env, "SSE_MAX_SECONDS", 300, minimum=1),
+        # Reverse proxies in front of the app (e.g. 1 behind Caddy): trust that many X-Forwarded-For/-Proto
+        # hops, so login throttling sees client addresses and HTTPS is recognised. 0 = directly exposed.
+        "TRUSTED_PROXIES": int(_number(env, "TRUSTED_PROXIES", 0, minimum=0)),
+        # Cookies: HttpOnly + SameSite=Lax always; Secure unless development or explicitly turned off
+        # (only for plain-HTTP loopback setups such as the browser test).
+        "SESSION_COOKIE_SECURE": _bool(env, "SESSION_COOKIE_SECURE", not development),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_NAME": "classroom_session",
+        "PERMANENT_SESSION_LIFETIME": int(_number(env, "SESSION_HOURS", 12, minimum=0.1) * 3600),
+    }

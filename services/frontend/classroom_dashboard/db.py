@@ -1,0 +1,24 @@
+"""One Redis client per app: redis-py's connection pool is thread-safe, so requests share it."""
+
+from __future__ import annotations
+
+import redis
+from flask import Flask, current_app
+
+EXTENSION = "classroom_redis"
+
+
+def connect(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def get_redis() -> redis.Redis:
+    """The app's Redis client, created on first use."""
+    client = current_app.extensions.get(EXTENSION)
+    if client is None:
+        client = current_app.extensions[EXTENSION] = connect(current_app.config["REDIS_URL"])
+    return client
+
+
+def init_app(app: Flask) -> None:
+    app.extensions.setdefault(EXTENSION, None)

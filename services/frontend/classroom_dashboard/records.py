@@ -1,0 +1,78 @@
+"""A class's stored results as CSV rows, and erasing a student from the live event stream."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+from classroom_contract import EMOTIONS, keys, store
+
+from classroom_dashboard.attention import observation_score
+
+BASE_COLUMNS = [
+    "class_id",
+    "student_id",
+    "observation_id",
+    "captured_at_utc",
+    "captured_at",
+    "processed_at",
+    "face_count",
+    "head_yaw",
+    "head_pitch",
+    "attention",
+]
+
+
+def csv_chunks(client, class_id: str, since: float, use_emotions: bool) -> Iterator[str]:
+    """CSV text, one chunk per student (streamed: a big class never sits in memory at once)."""
+    header = BASE_COLUMNS + (["emotion", *(f"p_{e}" for e in EMOTIONS)] if use_emotions else [])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    for student_id in store.class_students(client, class_id):
+        for r in store.student_series(client, class_id, student_id, since=since):
+            row = [
+                r.class_id,
+                r.student_id,
+                r.observation_id,
+                datetime.fromtimestamp(r.captured_at, timezone.utc).isoformat(timespec="seconds"),
+                f"{r.captured_at:.3f}",
+                f"{r.processed_at:.3f}",
+                r.face_count,
+                "" if r.head_yaw is None else r.head_yaw,
+                "" if r.head_pitch is None else r.head_pitch,
+                f"{observation_score(r, use_emotions):.1f}",
+            ]
+            if use_emotions:
+                probabilities = r.probabilities or []
+                row += [r.emotion or "", *(f"{p:.4f}" for p in probabilities)]
+                row += [""] * (len(EMOTIONS) - len(probabilities))
+            writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.getvalue():
+        yield buffer.getvalue()
+
+
+def erase_events(client, class_id: str, student_id: str) -> None:
+    """The live stream also holds recent results; drop this student's entries from it."""
+    stream, start = keys.class_events(class_id), "-"
+    while True:
+        batch = client.xrange(stream, min=start, max="+", count=1000)
+        doomed = [entry_id for entry_id, fields in batch if student_of(fields) == student_id]
+        if doomed:
+            client.xdel(stream, *doomed)
+        if len(batch) < 1000:
+            return
+        start = "(" + batch[-1][0]
+
+
+def student_of(fields: dict) -> str | None:
+    try:
+        return json.loads(fields.get("result", "{}")).get("student_id")
+    except ValueError:
+        return None

@@ -1,0 +1,77 @@
+"""What the dashboard shows about students: the latest result plus its attention assessment.
+
+Shared by the class page, the live stream and the JSON API, so all three always agree.
+"""
+
+from __future__ import annotations
+
+import time
+
+from classroom_contract import ObservationResult, store
+from flask import current_app
+
+from classroom_dashboard import attention
+
+
+def _history_seconds(config) -> float:
+    return max(config["ATTENTION_WINDOW_SECONDS"], config["SPARKLINE_SECONDS"], 2 * config["ABSENT_AFTER_SECONDS"])
+
+
+def student_view(client, latest: ObservationResult, now: float | None = None) -> dict:
+    """The JSON-ready record of one student (emotions are None in attention-only mode)."""
+    config = current_app.config
+    now = time.time() if now is None else now
+    use_emotions = not config["ATTENTION_ONLY"]
+    since = latest.captured_at - _history_seconds(config)
+    series = store.student_series(client, latest.class_id, latest.student_id, since=since)
+    assessment = attention.assess(
+        latest,
+        series,
+        now=now,
+        window=config["ATTENTION_WINDOW_SECONDS"],
+        absent_after=config["ABSENT_AFTER_SECONDS"],
+        offline_after=config["OFFLINE_AFTER_SECONDS"],
+        threshold=config["ATTENTION_THRESHOLD"],
+        sparkline_seconds=config["SPARKLINE_SECONDS"],
+        use_emotions=use_emotions,
+    )
+    return {
+        "student_id": latest.student_id,
+        "observation_id": latest.observation_id,
+        "face_present": latest.face_present,
+        "face_count": latest.face_count,
+        "emotion": latest.emotion if use_emotions else None,
+        "probabilities": latest.probabilities if use_emotions else None,
+        "head_yaw": latest.head_yaw,
+        "head_pitch": latest.head_pitch,
+        "captured_at": latest.captured_at,
+        "processed_at": latest.processed_at,
+        "attention": assessment.to_dict(),
+    }
+
+
+def sort_key(view: dict) -> tuple:
+    """Students who need attention first (absent before distracted), offline last, then by id."""
+    state = view["attention"]["state"]
+    rank = {"absent": 0, "distracted": 1}.get(state, 3 if state == "offline" else 2)
+    return (rank, view["student_id"])
+
+
+def class_roster(client, class_id: str, now: float | None = None) -> list[dict]:
+    """Every student of a class with a result, in display order."""
+    latest = store.latest_results(client, class_id)
+    return sorted((student_view(client, result, now) for result in latest.values()), key=sort_key)
+
+
+def summary(views: list[dict]) -> dict:
+    """Counts per state and the mean score of the students with one."""
+    counts = {state: 0 for state in attention.STATES}
+    for view in views:
+        counts[view["attention"]["state"]] += 1
+    scores = [v["attention"]["score"] for v in views if v["attention"]["score"] is not None]
+    return {
+        "students": len(views),
+        "counts": counts,
+        "needs_attention": sum(v["attention"]["needs_attention"] for v in views),
+        "mean_score": round(sum(scores) / len(scores), 1) if scores else None,
+    }

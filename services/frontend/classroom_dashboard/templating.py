@@ -1,0 +1,72 @@
+"""Template helpers (filters, globals) and the error pages."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, current_app, g, render_template, request
+
+from classroom_dashboard import charts
+
+STATE_LABELS = {
+    "attentive": "attentive",
+    "distracted": "distracted",
+    "away": "looked away",
+    "absent": "absent",
+    "offline": "no data",
+}
+
+
+def ago(seconds_since_epoch: float | None) -> str:
+    if not seconds_since_epoch:
+        return "never"
+    delta = max(0, time.time() - seconds_since_epoch)
+    if delta < 60:
+        return f"{delta:.0f} s ago"
+    if delta < 3600:
+        return f"{delta // 60:.0f} min ago"
+    if delta < 86_400:
+        return f"{delta // 3600:.0f} h ago"
+    return time.strftime("%d %b %H:%M", time.localtime(seconds_since_epoch))
+
+
+def duration(seconds: float | None) -> str:
+    seconds = seconds or 0
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def sparkline(values) -> str:
+    return charts.sparkline_svg(values or [], current_app.config["ATTENTION_THRESHOLD"])
+
+
+def _error(code: int, title: str):
+    def handler(error):
+        if request.blueprint == "api":  # scripts get JSON, not a page
+            return {"error": title, "status": code}, code
+        return render_template(
+            "error.html", code=code, title=title, description=getattr(error, "description", "")
+        ), code
+
+    return handler
+
+
+def init_app(app: Flask) -> None:
+    app.jinja_env.filters.update(ago=ago, duration=duration, sparkline=sparkline)
+    app.jinja_env.globals["state_label"] = STATE_LABELS.get
+
+    @app.context_processor
+    def _globals():
+        return {"emotions_enabled": not current_app.config["ATTENTION_ONLY"], "user": g.get("user")}
+
+    for code, title in (
+        (400, "Bad request"),
+        (401, "Login required"),
+        (403, "Not your class"),
+        (404, "Not found"),
+        (405, "Method not allowed"),
+    ):
+        app.register_error_handler(code, _error(code, title))
