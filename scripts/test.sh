@@ -18,7 +18,7 @@ apt_install() {
     $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install redis-server chromium
+apt_install redis-server chromium busybox
 
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -1,0 +1,260 @@
+"""services/*/Dockerfile, deploy/tfserving/Dockerfile and .dockerignore, checked without a Docker engine;
+plus the container health probe (deploy/docker/healthcheck.py) run for real."""
+
+from __future__ import annotations
+
+import http.server
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from .dockerfiles import DockerIgnore, copy_sources, exec_form, stages
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = {
+    "inference": ("classroom-inference", {"classroom-api", "classroom-worker"}),
+    "frontend": ("classroom-dashboard", {"classroom-dashboard"}),
+    "capture": ("classroom-capture", {"classroom-demo"}),
+}
+SERVICE_DOCKERFILES = [REPO / "services" / name / "Dockerfile" for name in SERVICES]
+ALL_DOCKERFILES = [*SERVICE_DOCKERFILES, REPO / "deploy" / "tfserving" / "Dockerfile"]
+PYTHON_BASE = re.compile(r"python:3\.11\.\d+-slim-bookworm")
+BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|git|curl|wget)\b")
+HEALTHCHECK = REPO / "deploy" / "docker" / "healthcheck.py"
+
+
+def ids(paths):
+    return [str(p.relative_to(REPO)) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def dockerignore() -> DockerIgnore:
+    return DockerIgnore(REPO / ".dockerignore")
+
+
+def test_one_dockerfile_per_service():
+    for path in SERVICE_DOCKERFILES:
+        assert path.is_file(), path
+
+
+@pytest.mark.parametrize("path", SERVICE_DOCKERFILES, ids=ids(SERVICE_DOCKERFILES))
+def test_multi_stage_with_a_slim_pinned_python_base(path):
+    build = stages(path)
+    assert len(build) >= 2, "build wheels in one stage, install them in a slim final stage"
+    assert build[0].name == "builder" and build[-1].name not in (None, "builder")
+    for stage in build:
+        assert PYTHON_BASE.fullmatch(stage.image), f"{stage.image}: pin python:3.11.<patch>-slim-bookworm"
+    assert len({stage.image for stage in build}) == 1, "builder and runtime must share the base image"
+    builder_runs = " ".join(i.args for i in build[0].instructions if i.keyword == "RUN")
+    assert "pip wheel" in builder_runs and "--wheel-dir /wheels" in builder_runs
+
+
+@pytest.mark.parametrize("path", SERVICE_DOCKERFILES, ids=ids(SERVICE_DOCKERFILES))
+def test_final_stage_installs_only_the_built_wheels_and_no_build_tools(path):
+    final = stages(path)[-1]
+    runs = [i.args for i in final.instructions if i.keyword == "RUN"]
+    installs = [run for run in runs if "pip install" in run]
+    assert installs, "the final stage installs the wheels"
+    for run in installs:
+        assert "--no-index" in run and "from=builder" in run, "pip install only the builder's wheels"
+    for run in runs:
+        assert "apt-get install" not in run or not BUILD_TOOLS.search(run), f"build tools in the final image: {run}"
+    package, _ = SERVICES[path.parent.name]
+    assert any(package in run for run in installs), f"{package} is not installed"
+
+
+@pytest.mark.parametrize("path", ALL_DOCKERFILES, ids=ids(ALL_DOCKERFILES))
+def test_final_stage_runs_as_a_numeric_non_root_user(path):
+    final = stages(path)[-1]
+    users = [i.args.split(":")[0] for i in final.instructions if i.keyword == "USER"]
+    assert users, "no USER in the final stage: the container would run as root"
+    assert users[-1].isdigit() and users[-1] != "0", "a numeric uid lets Kubernetes verify runAsNonRoot"
+
+
+@pytest.mark.parametrize("path", ALL_DOCKERFILES, ids=ids(ALL_DOCKERFILES))
+def test_base_images_are_pinned(path):
+    for stage in stages(path):
+        name, _, tag = stage.image.partition(":")
+        assert tag and tag != "latest" and re.match(r"\d+\.\d+", tag.split("-")[0] + "."), stage.image
+        assert "$" not in stage.image, f"unresolved ARG in FROM {stage.image}"
+
+
+@pytest.mark.parametrize("path", ALL_DOCKERFILES, ids=ids(ALL_DOCKERFILES))
+def test_copied_files_exist_in_the_build_context(path, dockerignore):
+    """Build context = the repository root; a COPY of a missing or .dockerignore'd path fails the build."""
+    copied = 0
+    for stage in stages(path):
+        for instruction in stage.instructions:
+            if instruction.keyword not in {"COPY", "ADD"}:
+                continue
+            sources, _, flags = copy_sources(instruction)
+            if "from" in flags:
+                continue
+            for source in sources:
+                matches = list(REPO.glob(source.rstrip("/"))) if any(c in source for c in "*?[") else [REPO / source]
+                assert matches and all(m.exists() for m in matches), f"{path.name}: COPY {source} does not exist"
+                for match in matches:
+                    relative = str(match.relative_to(REPO))
+                    assert not dockerignore.excluded(relative), f"COPY {source}: excluded by .dockerignore"
+                copied += 1
+    assert copied
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_package_metadata_files_exist(name):
+    """setuptools needs the files pyproject.toml names (e.g. the readme) to build the wheel."""
+    project = tomllib.loads((REPO / "services" / name / "pyproject.toml").read_text())["project"]
+    readme = project.get("readme")
+    if isinstance(readme, str):
+        assert (REPO / "services" / name / readme).is_file(), f"services/{name}/{readme} is missing"
+    assert "classroom-contract" in project["dependencies"], "images install contract/ next to the service"
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_default_command_is_a_console_script_of_the_package(name):
+    final = stages(REPO / "services" / name / "Dockerfile")[-1]
+    cmd = exec_form(next(i.args for i in final.instructions if i.keyword == "CMD"))
+    project = tomllib.loads((REPO / "services" / name / "pyproject.toml").read_text())["project"]
+    scripts = set(project.get("scripts", {}))
+    _, expected = SERVICES[name]
+    assert expected <= scripts, f"{project['name']} lacks {expected - scripts}"
+    if cmd[0].startswith("classroom-"):
+        assert cmd[0] in scripts
+    else:  # gunicorn APP:FACTORY()
+        module, _, factory = cmd[-1].partition(":")
+        package_dir = REPO / "services" / name / module
+        assert re.search(rf"^def {factory.rstrip('()')}\(", (package_dir / "__init__.py").read_text(), re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["inference", "frontend"])
+def test_servers_have_a_healthcheck(name):
+    final = stages(REPO / "services" / name / "Dockerfile")[-1]
+    checks = [i.args for i in final.instructions if i.keyword == "HEALTHCHECK"]
+    assert checks and "/usr/local/lib/classroom/healthcheck.py" in checks[-1]
+    exposed = [i.args for i in final.instructions if i.keyword == "EXPOSE"]
+    port = re.search(r"127\.0\.0\.1:(\d+)", checks[-1]).group(1)
+    assert exposed and port in exposed[-1].split()
+
+
+def test_tfserving_image_matches_compose_and_bakes_in_model_and_config():
+    import yaml
+
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    stage = stages(REPO / "deploy" / "tfserving" / "Dockerfile")[-1]
+    assert stage.image == compose["services"]["tfserving"]["image"]
+    copies = [copy_sources(i) for i in stage.instructions if i.keyword == "COPY"]
+    destinations = {dest for _, dest, _ in copies}
+    assert {"/config/", "/models/emotion/"} <= destinations
+    cmd = exec_form(next(i.args for i in stage.instructions if i.keyword == "CMD"))
+    assert "--enable_batching" in cmd and "--batching_parameters_file=/config/batching_parameters.txt" in cmd
+    config_files = {Path(s).name for sources, dest, _ in copies if dest == "/config/" for s in sources}
+    for flag in cmd:
+        if "=/config/" in flag:
+            assert flag.split("=/config/")[1] in config_files, flag
+
+
+def test_dockerignore_keeps_secrets_and_clutter_out_but_not_what_images_need(dockerignore):
+    for path in [
+        ".git/HEAD",
+        ".venv/bin/python",
+        "runs/default/ckpt",
+        ".cache/x",
+        "tests/conftest.py",
+        "tests/deploy/test_compose.py",
+        ".env",
+        ".env.production",
+        "services/inference/classroom_inference/__pycache__/x.pyc",
+        "services/inference/classroom_inference.egg-info/PKG-INFO",
+        "models/emotion/1.keras",
+    ]:
+        assert dockerignore.excluded(path), f"{path} must not enter the build context"
+    for path in [
+        "contract/pyproject.toml",
+        "contract/classroom_contract/keys.py",
+        "services/inference/pyproject.toml",
+        "services/capture/classroom_capture/synthetic.py",
+        "data/fer2013_sample.csv.gz",
+        "models/emotion/1/saved_model.pb",
+        "deploy/docker/healthcheck.py",
+        "deploy/docker/with-secrets.sh",
+        "deploy/tfserving/models.config",
+    ]:
+        assert not dockerignore.excluded(path), f"{path} is needed by an image"
+
+
+def test_dockerignore_matcher_semantics(tmp_path):
+    ignore_file = tmp_path / ".dockerignore"
+    ignore_file.write_text("**/*.log\nbuild/\n!build/keep.txt\n/secret\n")
+    ignore = DockerIgnore(ignore_file)
+    assert ignore.excluded("a/b/c.log") and ignore.excluded("c.log")
+    assert ignore.excluded("build/out.o") and not ignore.excluded("build/keep.txt")
+    assert ignore.excluded("secret/x") and not ignore.excluded("src/secret")
+
+
+# --- deploy/docker/healthcheck.py, run for real --------------------------------------------------------
+
+
+def probe(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(HEALTHCHECK), *args], capture_output=True, text=True, timeout=30, env=env
+    )
+
+
+@pytest.fixture
+def http_server():
+    statuses = {"/ok": 200, "/down": 503, "/login": 302, "/missing": 404}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            status = statuses.get(self.path, 404)
+            self.send_response(status)
+            if status == 302:
+                self.send_header("Location", "/missing")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_http_probe(http_server):
+    assert probe("http", f"{http_server}/ok").returncode == 0
+    down = probe("http", f"{http_server}/down")
+    assert down.returncode == 1 and "HTTP 503" in down.stderr
+    assert probe("http", f"{http_server}/missing").returncode == 1
+    assert probe("http", f"{http_server}/missing", "--any-below-500").returncode == 0
+    assert probe("http", "http://127.0.0.1:9/").returncode == 1  # nothing listens on the discard port
+    assert probe("bogus").returncode == 2
+
+
+def test_rq_worker_probe_follows_this_hosts_worker_registration(redis_url):
+    import os
+    import socket
+
+    import redis
+    from rq import Worker
+
+    env = {**os.environ, "REDIS_URL": redis_url}
+    missing = probe("rq-worker", env=env)
+    assert missing.returncode == 1 and "no RQ worker" in missing.stderr
+    connection = redis.Redis.from_url(redis_url)
+    worker = Worker(["inference"], connection=connection)
+    assert worker.hostname == socket.gethostname()
+    worker.register_birth()
+    try:
+        assert probe("rq-worker", env=env).returncode == 0
+    finally:
+        worker.register_death()
+    assert probe("rq-worker", env=env).returncode == 1
+    assert probe("rq-worker", env={**os.environ, "REDIS_URL": "redis://127.0.0.1:9/0"}).returncode == 1
