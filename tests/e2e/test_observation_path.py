@@ -26,7 +26,7 @@ from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 pytestmark = pytest.mark.slow
 
 MODEL_DIR = REPO / "models" / SIGNATURE.model_name
-DETECTOR = "haar"
+DETECTOR = "yunet"  # the agent's default detector
 PASSWORD = "e2e-password-123"
 
 

@@ -1,0 +1,5 @@
+import sys
+
+from classroom_capture.cli import main
+
+sys.exit(main())

@@ -1,0 +1,307 @@
+"""`classroom-capture`: the agent a student runs on their laptop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from classroom_contract.messages import STUDENT_ID_PATTERN
+
+from classroom_capture import __version__
+from classroom_capture.paths import default_outbox, default_pause_file
+
+# Exit codes (also in --help).
+EXIT_OK, EXIT_USAGE, EXIT_AUTH, EXIT_SOURCE, EXIT_SERVER, EXIT_NO_CONSENT = 0, 2, 3, 4, 5, 6
+EXIT_PENDING = 75  # the source ended but the server could not be reached: observations wait in the outbox
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("classroom_capture")
+
+DESCRIPTION = """\
+Classroom capture agent. Samples this laptop's webcam (or a video file, or a folder of images),
+finds the largest face, and sends ONLY a 48x48 grayscale face crop, the face count, a rough head
+angle and the time to the class server. Camera frames never leave the laptop. Nothing is captured
+before the student agrees (or --consent is given for a managed install)."""
+
+EPILOG = """\
+examples:
+  classroom-capture --server https://class.example.org --token "$TOKEN" --student alice
+  CLASSROOM_TOKEN=... classroom-capture --server http://10.0.0.5:8000 --student bob --rate 1
+  classroom-capture --source lecture.mp4 ...       (a video file instead of the webcam)
+  classroom-capture --source ./frames/ ...         (a folder of .png/.jpg images, in name order)
+  classroom-capture --pause    /    classroom-capture --resume
+
+pause / resume (student): type p + Enter in the agent's window; or run --pause / --resume from
+any terminal; or on Linux/macOS `kill -USR1 <pid>`; or create / delete the pause file. While
+paused nothing is captured or sent and the camera is released.
+
+offline: every observation is saved in the outbox first and deleted only once the server has it,
+so a network or server outage, Ctrl-C or a reboot loses nothing; it is sent on the next run.
+
+exit codes: 0 done or stopped; 2 bad arguments; 3 class token refused (401/403); 4 camera, video
+or folder unusable; 5 server URL wrong (other 4xx); 6 no consent; 75 source finished but the
+server was unreachable (observations wait in the outbox); 130 interrupted by Ctrl-C."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="classroom-capture",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--server",
+        default=_env("CLASSROOM_SERVER"),
+        help="class server URL, e.g. http://10.0.0.5:8000 (env CLASSROOM_SERVER)",
+    )
+    p.add_argument(
+        "--token",
+        default=_env("CLASSROOM_TOKEN"),
+        help="class token from your teacher (env CLASSROOM_TOKEN; prefer the env var: "
+        "command lines are visible to other users)",
+    )
+    p.add_argument(
+        "--student",
+        default=_env("CLASSROOM_STUDENT"),
+        help="your student id: letters, digits, _ . - (max 64) (env CLASSROOM_STUDENT)",
+    )
+    p.add_argument(
+        "--source",
+        default=_env("CLASSROOM_SOURCE", "0"),
+        help="camera index (0 = default webcam), a video file, or a folder of images (default: 0)",
+    )
+    p.add_argument(
+        "--rate", type=float, default=float(_env("CLASSROOM_RATE", "2")), help="samples per second (default: 2)"
+    )
+    p.add_argument(
+        "--detector",
+        choices=["auto", "yunet", "haar"],
+        default="auto",
+        help="face detector: yunet (default; finds more faces, gives head angles) or haar "
+        "(fallback where yuface has no wheel)",
+    )
+    p.add_argument(
+        "--consent", action="store_true", help="managed installs: the student has already agreed; do not ask"
+    )
+    p.add_argument(
+        "--outbox", type=Path, default=None, help=f"outbox file for unsent observations (default: {default_outbox()})"
+    )
+    p.add_argument(
+        "--outbox-max",
+        type=int,
+        default=10_000,
+        help="most observations kept while offline; when full the oldest are dropped (default: 10000)",
+    )
+    p.add_argument("--pause-file", type=Path, default=None, help=f"pause file (default: {default_pause_file()})")
+    p.add_argument("--loop", action="store_true", help="replay a video file or image folder forever")
+    p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        help="when a file/folder ends, seconds to keep trying to deliver (default: 30)",
+    )
+    p.add_argument(
+        "--send-pending", action="store_true", help="capture nothing: deliver what waits in the outbox, then exit"
+    )
+    p.add_argument("--pause", action="store_true", help="pause a running agent (creates the pause file) and exit")
+    p.add_argument("--resume", action="store_true", help="resume a paused agent (removes the pause file) and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    p.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def _setup_logging(args) -> None:
+    if args.verbose:
+        level = logging.DEBUG
+    elif args.quiet:
+        level = logging.ERROR
+    else:
+        level = logging.INFO if sys.stderr.isatty() else logging.WARNING
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("classroom-capture: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def fail(code: int, message: str) -> int:
+    """One line on stderr, no traceback."""
+    sys.stderr.write(f"classroom-capture: error: {message}\n")
+    sys.stderr.flush()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        return fail(EXIT_INTERRUPTED, "interrupted")
+
+
+def _main(argv: list[str] | None) -> int:
+    import re
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    from classroom_capture.control import PauseControl
+
+    pause = PauseControl(args.pause_file or default_pause_file())
+    if args.pause or args.resume:
+        pause.pause() if args.pause else pause.resume()
+        print(f"classroom-capture: {'paused' if args.pause else 'resumed'} ({pause.path})")
+        return EXIT_OK
+
+    missing = [name for name in ("server", "token") if not getattr(args, name)]
+    if not args.send_pending and not args.student:
+        missing.append("student")
+    if missing:
+        return fail(EXIT_USAGE, "missing " + ", ".join(f"--{m}" for m in missing) + " (see --help)")
+    if args.student and not re.match(STUDENT_ID_PATTERN, args.student):
+        return fail(
+            EXIT_USAGE, f"--student {args.student!r}: use 1-64 letters, digits, _ . - (starting with a letter or digit)"
+        )
+    if not args.server.startswith(("http://", "https://")):
+        return fail(EXIT_USAGE, f"--server {args.server!r}: must start with http:// or https://")
+    if not 0 < args.rate <= 30:
+        return fail(EXIT_USAGE, "--rate must be between 0 and 30 samples per second")
+
+    from classroom_capture.sender import AuthRejected, Sender, SenderFatal
+
+    outbox_path = args.outbox or default_outbox()
+    if args.send_pending:
+        outbox = _open_outbox(outbox_path, args.outbox_max)
+        if isinstance(outbox, int):
+            return outbox
+        return _send_pending(Sender(args.server, args.token, outbox), outbox, args)
+
+    from classroom_capture.camera import SourceError, open_source
+    from classroom_capture.detector import make_detector
+
+    try:
+        detector = make_detector(args.detector)
+    except (RuntimeError, ValueError) as exc:
+        return fail(EXIT_USAGE, str(exc))
+
+    from classroom_capture.control import ask_consent, consent_text, start_key_listener
+
+    if not args.consent:
+        text = consent_text(args.server, args.student, args.rate, detector.name, Path(outbox_path), pause.path)
+        if not sys.stdin or not sys.stdin.isatty():
+            return fail(
+                EXIT_NO_CONSENT, "consent needed: run in a terminal to be asked, or pass --consent (managed installs)"
+            )
+        if not ask_consent(text):
+            return fail(EXIT_NO_CONSENT, "no consent given: nothing was captured")
+
+    try:
+        source = open_source(args.source, rate=args.rate, loop=args.loop)
+    except SourceError as exc:
+        return fail(EXIT_SOURCE, str(exc))
+
+    outbox = _open_outbox(outbox_path, args.outbox_max)
+    if isinstance(outbox, int):
+        source.close()
+        return outbox
+    sender = Sender(args.server, args.token, outbox)
+
+    from classroom_capture.agent import Agent
+
+    agent = Agent(
+        source, detector, outbox, sender, args.student, rate=args.rate, pause=pause, drain_timeout=args.drain_timeout
+    )
+    interrupted = {"sigint": False}
+
+    def on_signal(signum, _frame):
+        interrupted["sigint"] = interrupted["sigint"] or signum == signal.SIGINT
+        agent.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    pause.install_signal()
+    start_key_listener(pause, agent.stop)
+    log.info(
+        "capturing %s at %g/s with %s as %s -> %s (outbox %s, pause file %s)",
+        source.describe(),
+        args.rate,
+        detector.name,
+        args.student,
+        args.server,
+        outbox_path,
+        pause.path,
+    )
+    if pause.is_paused():
+        log.warning("paused (%s exists): run `classroom-capture --resume` to start capturing", pause.path)
+    try:
+        result = agent.run()
+    except AuthRejected as exc:
+        return fail(EXIT_AUTH, f"{exc}; {len(outbox)} observation(s) kept in the outbox")
+    except SenderFatal as exc:
+        return fail(EXIT_SERVER, str(exc))
+    except SourceError as exc:
+        return fail(EXIT_SOURCE, f"{exc}; {len(outbox)} observation(s) kept in the outbox")
+    log.info(
+        "captured %d observation(s); delivered %d new, %d already there; %d pending in the outbox",
+        result.captured,
+        sender.stats.accepted,
+        sender.stats.duplicates,
+        result.pending,
+    )
+    if interrupted["sigint"]:
+        return EXIT_INTERRUPTED
+    if result.finished and result.pending:
+        return fail(
+            EXIT_PENDING,
+            f"server unreachable: {result.pending} observation(s) wait in {outbox_path}; "
+            "run again (or with --send-pending) to deliver them",
+        )
+    return EXIT_OK
+
+
+def _open_outbox(path: Path, max_items: int):
+    """The outbox, or an exit code after a one-line message."""
+    import sqlite3
+
+    from classroom_capture.outbox import Outbox
+
+    try:
+        return Outbox(path, max_items=max_items)
+    except (OSError, ValueError, sqlite3.Error) as exc:
+        return fail(EXIT_USAGE, f"cannot open the outbox {path}: {exc}")
+
+
+def _send_pending(sender, outbox, args) -> int:
+    import time
+
+    from classroom_capture.sender import AuthRejected, SenderFatal
+
+    before = len(outbox)
+    try:
+        sender.drain(deadline=time.monotonic() + args.drain_timeout)
+    except AuthRejected as exc:
+        return fail(EXIT_AUTH, str(exc))
+    except SenderFatal as exc:
+        return fail(EXIT_SERVER, str(exc))
+    left = len(outbox)
+    log.info("delivered %d of %d pending observation(s)", before - left, before)
+    if left:
+        return fail(
+            EXIT_PENDING, f"server unreachable: {left} observation(s) still wait in {args.outbox or default_outbox()}"
+        )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

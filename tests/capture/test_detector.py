@@ -1,0 +1,180 @@
+"""Detectors on real faces: FER2013 faces placed into 640x480 frames (the shared video, when present)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from classroom_capture.detector import (
+    CropGeometry,
+    Face,
+    FrameFacts,
+    analyse,
+    crop_face,
+    head_pose,
+    make_detector,
+    yunet_available,
+)
+from classroom_capture.synthetic import render_frame
+
+SHARED_VIDEO = Path("/work/shared/media/facenet_pytorch_video.mp4")
+DETECTORS = ["haar", pytest.param("yunet", marks=pytest.mark.skipif(not yunet_available(), reason="no yuface"))]
+#: Measured on 350 FER faces (bench/capture_cpu.py): yunet finds 98%, haar 64% (FER has many
+#: profile, occluded and low-contrast faces). The floors leave room for the 60-frame subset.
+MIN_RATE = {"haar": 0.5, "yunet": 0.9}
+
+
+def _hits(face_box, faces):
+    x, y, w, h = face_box
+    return [
+        f
+        for f in faces
+        if abs(f.box[0] + f.box[2] / 2 - (x + w / 2)) < w / 4 and abs(f.box[1] + f.box[3] / 2 - (y + h / 2)) < h / 4
+    ]
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_detector_finds_placed_fer_faces_and_nothing_else(name, scenes):
+    detector = make_detector(name)
+    frames = scenes
+    with_face = [f for f in frames if f.box is not None]
+    found = sum(bool(_hits(f.box, detector.detect(f.image))) for f in with_face)
+    false_alarms = sum(len(detector.detect(f.image)) for f in frames if f.box is None)
+    rate = found / len(with_face)
+    print(f"{name}: found {found}/{len(with_face)} placed faces ({rate:.0%}), {false_alarms} false alarms")
+    assert rate >= MIN_RATE[name]
+    assert false_alarms == 0
+
+
+def _iou(a, b):
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    return inter / (aw * ah + bw * bh - inter)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_crop_is_48x48_uint8_and_frames_the_fer_face(name, fer_faces, scenes):
+    """The crop that leaves the laptop must frame the face like FER2013 does (what the model learnt).
+
+    Measured over the whole sample: median IoU of the crop square with the placed FER box 0.87 (haar)
+    / 0.82 (yunet); pixel correlation with the original face 0.71 / 0.63, vs 0.08 for another face.
+    """
+    detector = make_detector(name)
+    ious, same, other = [], [], []
+    for frame in scenes:
+        facts = analyse(frame.image, detector)
+        if frame.box is None or facts.face_count == 0:
+            continue
+        assert facts.crop.shape == (48, 48) and facts.crop.dtype == np.uint8
+        cx, cy, side = detector.geometry.square(facts.face.box)
+        ious.append(_iou(frame.box, (cx - side / 2, cy - side / 2, side, side)))
+        crop = facts.crop.astype(np.float64).ravel()
+        same.append(np.corrcoef(fer_faces.pixels[frame.face_index].astype(np.float64).ravel(), crop)[0, 1])
+        another = fer_faces.pixels[(frame.face_index + 1) % len(fer_faces)]
+        other.append(np.corrcoef(another.astype(np.float64).ravel(), crop)[0, 1])
+    print(
+        f"{name}: {len(ious)} crops, median IoU with the FER box {np.median(ious):.2f}, "
+        f"correlation with the face {np.median(same):.2f} (another face {np.median(other):.2f})"
+    )
+    assert len(ious) >= 20
+    assert np.median(ious) > 0.75
+    assert np.median(same) > 0.5 > np.median(other) + 0.3
+
+
+def test_no_face_gives_no_crop(fer_faces):
+    detector = make_detector("auto")
+    image, box = render_frame(np.random.default_rng(1), None)
+    facts = analyse(image, detector)
+    assert box is None and facts == FrameFacts(0, None)
+
+
+@pytest.mark.parametrize("name", DETECTORS)
+def test_largest_of_several_faces_is_the_student_and_all_are_counted(name, fer_faces):
+    detector = make_detector(name)
+    rng = np.random.default_rng(3)
+    image, _ = render_frame(rng, None)
+    cv2 = pytest.importorskip("cv2")
+    placed = []
+    for index, (x, side) in zip((3, 5), ((40, 140), (330, 220)), strict=True):
+        big = cv2.resize(fer_faces.pixels[index], (side, side), interpolation=cv2.INTER_CUBIC)
+        image[120 : 120 + side, x : x + side] = big[:, :, None]
+        placed.append((x, 120, side, side))
+    faces = detector.detect(image)
+    assert len(faces) == 2, [f.box for f in faces]
+    facts = analyse(image, detector)
+    assert facts.face_count == 2
+    assert _hits(placed[1], [facts.face])  # the big one
+
+
+def test_crop_at_the_frame_edge_is_padded_not_shrunk():
+    image = np.full((480, 640, 3), 200, np.uint8)
+    crop = crop_face(image, Face((600.0, -30.0, 100.0, 100.0), 1.0), CropGeometry())
+    assert crop.shape == (48, 48) and crop.dtype == np.uint8
+    assert crop.min() >= 199  # replicated edge, no black border
+
+
+def test_head_pose_signs_and_frontal_zero():
+    # right eye, left eye, nose, mouth right, mouth left: a frontal face with the nose at the neutral height.
+    frontal = np.array([[40, 40], [80, 40], [60, 62.4], [45, 80], [75, 80]], dtype=float)
+    yaw, pitch = head_pose(frontal)
+    assert abs(yaw) < 1 and abs(pitch) < 1
+    turned = frontal.copy()
+    turned[2, 0] += 15  # nose towards the image's right
+    assert head_pose(turned)[0] > 20
+    turned[2, 0] -= 30
+    assert head_pose(turned)[0] < -20
+    up = frontal.copy()
+    up[2, 1] -= 12  # nose nearer the eyes: head tilted up
+    assert head_pose(up)[1] > 15
+    rolled = frontal @ np.array([[0.8, 0.6], [-0.6, 0.8]])  # in-plane roll is not yaw
+    assert all(abs(a) < 1 for a in head_pose(rolled))
+
+
+def test_yunet_reports_head_angles_for_real_faces(scenes):
+    if not yunet_available():
+        pytest.skip("no yuface")
+    detector = make_detector("yunet")
+    yaws = [analyse(f.image, detector).head_yaw for f in scenes[:24] if f.box is not None]
+    yaws = [y for y in yaws if y is not None]
+    assert len(yaws) >= 12
+    assert all(-90 <= y <= 90 for y in yaws)
+    assert np.median(np.abs(yaws)) < 25  # FER faces look mostly at the camera
+
+
+def test_yaw_sign_flips_with_a_mirrored_real_face(scenes):
+    if not yunet_available():
+        pytest.skip("no yuface")
+    detector = make_detector("yunet")
+    pairs = []
+    for scene in scenes:
+        facts = analyse(scene.image, detector)
+        if facts.face_count and abs(facts.head_yaw) >= 8:
+            mirrored = analyse(np.ascontiguousarray(scene.image[:, ::-1]), detector)
+            if mirrored.face_count:
+                pairs.append((facts.head_yaw, mirrored.head_yaw))
+    assert len(pairs) >= 5, pairs
+    assert sum(a * b < 0 for a, b in pairs) >= 0.8 * len(pairs), pairs
+
+
+def test_unknown_detector_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown detector"):
+        make_detector("mtcnn")
+
+
+@pytest.mark.skipif(not SHARED_VIDEO.is_file(), reason="optional local media not present")
+@pytest.mark.parametrize("name", DETECTORS)
+def test_optional_real_video_has_faces(name):
+    """Local check on real footage (not required: the file is never part of the repository)."""
+    from classroom_capture.camera import VideoFileSource
+
+    source = VideoFileSource(SHARED_VIDEO, rate=2.0)
+    detector = make_detector(name, work_width=960)
+    counts = []
+    for _ in range(3):
+        frame = source.read()
+        assert frame is not None and frame.shape == (1080, 1920, 3)
+        counts.append(len(detector.detect(frame)))
+    source.close()
+    assert sum(counts) > 0
