@@ -1,0 +1,113 @@
+"""Accepting a batch: dedup by observation id, park the crops, queue one job, all in one transaction.
+
+The seen-markers, the crops, the RQ job and the absence results commit together (WATCH on the
+seen keys, then MULTI/EXEC), so:
+- a crash before EXEC leaves nothing: the agent's resend is processed as new;
+- a crash after EXEC leaves everything: the resend finds every id seen and is counted duplicate;
+- two concurrent sends of the same id: the second EXEC fails on the WATCH, re-reads, and
+  counts it as a duplicate. An observation is never lost nor counted twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis
+from classroom_contract import ObservationBatch, ObservationResult, decode_crop, keys, store
+from rq import Queue
+
+from classroom_inference.queues import enqueue_predict
+from classroom_inference.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Optimistic-lock retries; each failure means another request just claimed some of the same ids.
+MAX_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    accepted: int
+    duplicates: int
+    faces: int
+    absences: int
+    batch_id: str | None
+
+
+def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces) -> dict:
+    """What the predict job needs besides the crops: no pixels, only ids, times and head pose."""
+    return {
+        "batch_id": batch_id,
+        "class_id": class_id,
+        "student_id": batch.student_id,
+        "observations": [
+            {
+                "observation_id": str(o.observation_id),
+                "captured_at": o.captured_at,
+                "face_count": o.face_count,
+                "head_yaw": o.head_yaw,
+                "head_pitch": o.head_pitch,
+            }
+            for o in faces
+        ],
+    }
+
+
+def _absence_results(class_id: str, batch: ObservationBatch, absent) -> list[ObservationResult]:
+    now = time.time()
+    return [
+        ObservationResult(
+            observation_id=str(o.observation_id),
+            class_id=class_id,
+            student_id=batch.student_id,
+            captured_at=o.captured_at,
+            processed_at=now,
+            face_count=0,
+            head_yaw=o.head_yaw,
+            head_pitch=o.head_pitch,
+        )
+        for o in absent
+    ]
+
+
+def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationBatch, settings: Settings) -> Outcome:
+    """Store what is new in `batch` and queue its faces; report new vs already-seen counts."""
+    unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
+    in_request_duplicates = len(batch.observations) - len(unique)
+    seen_keys = [keys.seen(str(o.observation_id)) for o in unique]
+    batch_id = uuid.uuid4().hex
+    with client.pipeline(transaction=True) as pipe:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                pipe.watch(*seen_keys)
+                flags = pipe.mget(seen_keys)
+                new = [o for o, flag in zip(unique, flags, strict=True) if flag is None]
+                faces = [o for o in new if o.face_count > 0]
+                absent = [o for o in new if o.face_count == 0]
+                pipe.multi()
+                for o in new:
+                    pipe.set(keys.seen(str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds)
+                if faces:
+                    crops_key = keys.crops(batch_id)
+                    pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
+                    pipe.expire(crops_key, settings.crops_ttl_seconds)
+                    enqueue_predict(queue, pipe, batch_id, _job_meta(batch_id, class_id, batch, faces), settings)
+                if absent:
+                    absences = _absence_results(class_id, batch, absent)
+                    store.add_results(pipe, absences, settings.result_retention_seconds)
+                if new:
+                    pipe.execute()
+                else:
+                    pipe.reset()
+                break
+            except redis.WatchError:
+                log.info("observation ids of batch %s claimed concurrently, re-checking", batch_id)
+                continue
+        else:
+            raise RuntimeError(f"could not commit batch {batch_id} after {MAX_ATTEMPTS} attempts")
+    duplicates = in_request_duplicates + len(unique) - len(new)
+    log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, batch.student_id, len(new), duplicates)
+    return Outcome(len(new), duplicates, len(faces), len(absent), batch_id if faces else None)

@@ -1,0 +1,65 @@
+"""One Settings object, read from environment variables, shared by the API, the worker and the CLIs.
+
+Every knob lives here so a deployment (compose, k8s) configures the service through env vars only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from classroom_contract import SIGNATURE
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAY = 24 * 3600
+
+
+def default_model_dir() -> Path:
+    """<repo>/models/<model name> when running from a checkout, else ./models/<model name>.
+
+    The package sits at <repo>/services/inference/classroom_inference, so a checkout is recognised
+    by the models folder three levels up; an installed wheel falls back to the working directory.
+    """
+    checkout = Path(__file__).resolve().parents[3] / "models" / SIGNATURE.model_name
+    return checkout if checkout.is_dir() else Path.cwd() / "models" / SIGNATURE.model_name
+
+
+class Settings(BaseSettings):
+    """Configuration of the inference service; each field is the env var of the same name, upper case."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", protected_namespaces=())
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout of the API's Redis calls.")
+
+    predictor_backend: Literal["local", "tfserving"] = "local"
+    model_dir: Path = Field(default_factory=default_model_dir, description="Folder of numbered SavedModels.")
+    model_version: int | None = Field(None, ge=1, description="Pin a version; default: the highest number.")
+    model_name: str = SIGNATURE.model_name
+    tfserving_address: str = "127.0.0.1:8500"
+    tfserving_timeout_s: float = Field(5.0, gt=0, description="gRPC deadline of one Predict call.")
+    tfserving_attempts: int = Field(5, ge=1, description="Tries of a Predict call while TF Serving is UNAVAILABLE.")
+    tfserving_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles each try (with jitter).")
+    tfserving_max_message_bytes: int = Field(64 * 1024 * 1024, gt=0)
+
+    result_retention_seconds: float = Field(7 * DAY, gt=0)
+    dedup_ttl_seconds: int = Field(DAY, gt=0, description="How long an observation id is remembered.")
+    crops_ttl_seconds: int = Field(DAY, gt=0, description="Safety expiry of queued crops never predicted.")
+    max_body_bytes: int = Field(512 * 1024, gt=0)
+    max_crops_per_request: int = Field(64, ge=1)
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per class token per minute; 0 = off.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when Redis is down.")
+
+    job_timeout_s: int = Field(60, ge=1, description="Longest one predict job may run before RQ kills it.")
+    job_retry_intervals: list[int] = Field(
+        default_factory=lambda: [2, 10, 30], description="Seconds before each retry of a failed/abandoned job."
+    )
+    abandoned_grace_s: int = Field(15, ge=1, description="After job timeout + this, a silent job is abandoned.")
+    maintenance_interval_s: int = Field(30, ge=1, description="How often a worker sweeps abandoned jobs.")
+    worker_metrics_port: int = Field(0, ge=0, description="Prometheus port of a worker; 0 = none.")
+    worker_metrics_host: str = Field("0.0.0.0", description="Only used when WORKER_METRICS_PORT is set: for scraping.")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    log_level: str = "INFO"
