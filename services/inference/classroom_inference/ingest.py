@@ -33,7 +33,7 @@ class Outcome:
     accepted: int
     duplicates: int
     faces: int
-    absences: int
+    direct: int  # stored without the model: absences, or everything in attention-only mode
     batch_id: str | None
 
 
@@ -56,7 +56,12 @@ def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces) -> d
     }
 
 
-def _absence_results(class_id: str, batch: ObservationBatch, absent) -> list[ObservationResult]:
+def _direct_results(class_id: str, batch: ObservationBatch, observations) -> list[ObservationResult]:
+    """Results that need no model: absences, and every observation in attention-only mode.
+
+    They carry presence and head pose only (emotion None); in attention-only mode the crop is
+    dropped here, unread, so no emotion is ever inferred (EU AI Act Art. 5(1)(f)).
+    """
     now = time.time()
     return [
         ObservationResult(
@@ -65,11 +70,11 @@ def _absence_results(class_id: str, batch: ObservationBatch, absent) -> list[Obs
             student_id=batch.student_id,
             captured_at=o.captured_at,
             processed_at=now,
-            face_count=0,
+            face_count=o.face_count,
             head_yaw=o.head_yaw,
             head_pitch=o.head_pitch,
         )
-        for o in absent
+        for o in observations
     ]
 
 
@@ -85,8 +90,8 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
                 pipe.watch(*seen_keys)
                 flags = pipe.mget(seen_keys)
                 new = [o for o, flag in zip(unique, flags, strict=True) if flag is None]
-                faces = [o for o in new if o.face_count > 0]
-                absent = [o for o in new if o.face_count == 0]
+                faces = [o for o in new if o.face_count > 0 and not settings.attention_only]
+                direct = [o for o in new if o.face_count == 0 or settings.attention_only]
                 pipe.multi()
                 for o in new:
                     pipe.set(keys.seen(str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds)
@@ -95,9 +100,8 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
                     pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
                     pipe.expire(crops_key, settings.crops_ttl_seconds)
                     enqueue_predict(queue, pipe, batch_id, _job_meta(batch_id, class_id, batch, faces), settings)
-                if absent:
-                    absences = _absence_results(class_id, batch, absent)
-                    store.add_results(pipe, absences, settings.result_retention_seconds)
+                if direct:
+                    store.add_results(pipe, _direct_results(class_id, batch, direct), settings.result_retention_seconds)
                 if new:
                     pipe.execute()
                 else:
@@ -110,4 +114,4 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
             raise RuntimeError(f"could not commit batch {batch_id} after {MAX_ATTEMPTS} attempts")
     duplicates = in_request_duplicates + len(unique) - len(new)
     log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, batch.student_id, len(new), duplicates)
-    return Outcome(len(new), duplicates, len(faces), len(absent), batch_id if faces else None)
+    return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(0, ge=0, description="Prometheus port of a worker; 0 = none.")
     worker_metrics_host: str = Field("0.0.0.0", description="Only used when WORKER_METRICS_PORT is set: for scraping.")
 
+    attention_only: bool = Field(
+        False, description="No emotion inference at all: crops are dropped unread, only presence and head pose kept."
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     log_level: str = "INFO"
