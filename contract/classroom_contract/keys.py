@@ -74,6 +74,21 @@ def login_failures(scope: str) -> str:
     return f"{PREFIX}:login-failures:{scope}"
 
 
+def class_lessons(class_id: str) -> str:
+    """Sorted set of a class's lesson ids scored by start time (server clock), oldest trimmed away."""
+    return f"{PREFIX}:class:{class_id}:lessons"
+
+
+def class_lesson(class_id: str, lesson_id: str) -> str:
+    """Hash of one lesson: class_id, lesson_id, started_at, ended_at ("" while running), started_by."""
+    return f"{PREFIX}:class:{class_id}:lesson:{lesson_id}"
+
+
+def class_current_lesson(class_id: str) -> str:
+    """The id of the class's running lesson; absent while no lesson runs."""
+    return f"{PREFIX}:class:{class_id}:current-lesson"
+
+
 # --- ingest API (only the inference API reads and writes these) ------------------------------
 
 

@@ -123,10 +123,25 @@ def latest_results(client, class_id: str) -> dict[str, ObservationResult]:
     return {_text(k): ObservationResult.model_validate_json(v) for k, v in raw.items()}
 
 
-def student_series(client, class_id: str, student_id: str, since: float = 0.0) -> list[ObservationResult]:
-    """A student's results captured at or after `since`, oldest first."""
-    raw = client.zrangebyscore(keys.student_series(class_id, student_id), since, "+inf")
+def student_series(
+    client, class_id: str, student_id: str, since: float = 0.0, until: float | None = None
+) -> list[ObservationResult]:
+    """A student's results captured in [since, until] (until None: up to now), oldest first."""
+    raw = client.zrangebyscore(keys.student_series(class_id, student_id), since, "+inf" if until is None else until)
     return [ObservationResult.model_validate_json(v) for v in raw]
+
+
+def class_series(client, class_id: str, since: float, until: float | None = None) -> dict[str, list[ObservationResult]]:
+    """student_id -> results captured in [since, until], oldest first: one pipelined read per student."""
+    students = class_students(client, class_id)
+    pipe = client.pipeline(transaction=False)
+    for student_id in students:
+        pipe.zrangebyscore(keys.student_series(class_id, student_id), since, "+inf" if until is None else until)
+    replies = pipe.execute()
+    return {
+        student_id: [ObservationResult.model_validate_json(v) for v in raw]
+        for student_id, raw in zip(students, replies, strict=True)
+    }
 
 
 def class_students(client, class_id: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""A real browser against a real server: log in, open a class, watch a tile change live.
+"""A real browser against a real server: log in, open a class, start a lesson, watch a tile change live.
 
 Debian's headless Chromium (/usr/bin/chromium; `apt-get install -y chromium`) driven by Playwright,
 against gunicorn in a subprocess on a free loopback port. Set DASHBOARD_SCREENSHOT=docs/dashboard.png
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, lessons
 from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 from tests.frontend.helpers import PASSWORD, result, write
@@ -84,6 +84,9 @@ def seed(redis_client) -> None:
             result(student_id="gus", at=at, present=i % 9 != 0, emotion="neutral", yaw=20, pitch=5),
         ]
     write(redis_client, *rows)
+    for hours in (26, 2):  # two past lessons for the class page's list
+        lessons.start_lesson(redis_client, "7b", "alice", now=now - hours * 3600)
+        lessons.stop_lesson(redis_client, "7b", now=now - hours * 3600 + 45 * 60)
 
 
 def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
@@ -109,6 +112,14 @@ def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
             assert tiles.nth(0).get_attribute("data-student") == "dana"
             assert tiles.nth(0).get_attribute("data-state") == "absent"
             assert tiles.nth(1).get_attribute("data-student") == "chris"
+
+            # start a lesson: the page comes back with the running-lesson indicator, still live
+            expect(page.locator("#lesson-bar")).to_have_attribute("data-running", "0")
+            page.click("#start-lesson")
+            expect(page.locator("#lesson-bar")).to_have_attribute("data-running", "1")
+            expect(page.locator("#lesson-status")).to_contain_text("Lesson running since")
+            expect(page.locator("#past-lessons tbody tr")).to_have_count(2)
+            expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=10_000)
             page.evaluate("window.__sameDocument = true")
 
             shot = Path(os.environ.get("DASHBOARD_SCREENSHOT") or tmp_path / "dashboard.png")
@@ -138,6 +149,12 @@ def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
             page.wait_for_url(f"{server}/classes/7b")
             expect(page.locator("#tile-gus")).to_have_count(0)
             expect(page.locator(".flash")).to_contain_text("gus was deleted")
+
+            # the class timeline: attention with presence, and the emotion mix
+            page.click("#timeline-link")
+            expect(page.locator("svg.class-attention g.bucket")).to_have_count(60)
+            expect(page.locator("svg.emotion-mix rect.mix").first).to_be_visible()
+            page.screenshot(path=str(tmp_path / "timeline.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()

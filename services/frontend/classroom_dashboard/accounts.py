@@ -109,3 +109,27 @@ def classes_of(client, username: str, admin: bool = False) -> list[dict]:
         if info and (admin or info.get("owner") == normalise(username)):
             classes.append({"class_id": class_id, "name": info.get("name", class_id), "owner": info.get("owner")})
     return sorted(classes, key=lambda c: (c["name"].lower(), c["class_id"]))
+
+
+def list_teachers(client) -> list[dict]:
+    """Every teacher ({"username", "admin", "created_at", "classes"}), sorted by username."""
+    names = sorted(_text(n) for n in client.smembers(keys.teachers()))
+    pipe = client.pipeline(transaction=False)
+    for name in names:
+        pipe.hmget(keys.teacher(name), "admin", "created_at")
+        pipe.scard(keys.teacher_classes(name))
+    replies = pipe.execute()
+    teachers = []
+    for i, name in enumerate(names):
+        (admin, created_at), classes = replies[2 * i], replies[2 * i + 1]
+        if admin is None:  # account hash gone; stale set member
+            continue
+        teachers.append(
+            {
+                "username": name,
+                "admin": _text(admin) == "1",
+                "created_at": float(_text(created_at) or 0),
+                "classes": int(classes),
+            }
+        )
+    return teachers

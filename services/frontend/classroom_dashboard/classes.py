@@ -1,4 +1,7 @@
-"""Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase."""
+"""Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase.
+
+Lessons (lessons.py), tokens (manage.py) and the class timeline (timeline.py) have their own blueprints.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import time
 from classroom_contract import EMOTIONS, keys, store
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, charts, records, roster
+from classroom_dashboard import accounts, charts, lessons, records, roster
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
@@ -43,12 +46,23 @@ def index():
 @bp.get("/classes/<class_id>")
 @login_required
 def detail(class_id):
-    """One tile per student, flagged students first; static/dashboard.js keeps it live via SSE."""
+    """One tile per student, flagged students first; static/dashboard.js keeps it live via SSE.
+
+    Also the running lesson (start/stop), the last 10 lessons and the token rotation button.
+    """
     info = require_class(class_id)
+    client = get_redis()
     since = _last_event_id(class_id)
-    views = roster.class_roster(get_redis(), class_id)
+    views = roster.class_roster(client, class_id)
     return render_template(
-        "classes/detail.html", info=info, views=views, summary=roster.summary(views), since=since, now=time.time()
+        "classes/detail.html",
+        info=info,
+        views=views,
+        summary=roster.summary(views),
+        since=since,
+        now=time.time(),
+        lesson=lessons.current_lesson(client, class_id),
+        past_lessons=lessons.recent_lessons(client, class_id, 10),
     )
 
 
@@ -95,11 +109,21 @@ def student(class_id, student_id):
 @bp.get("/classes/<class_id>/export.csv")
 @login_required
 def export_csv(class_id):
-    """Every stored result of the class as CSV (no emotion columns in attention-only mode)."""
+    """Every stored result of the class as CSV (no emotion columns in attention-only mode).
+
+    ``?lesson=ID``: only the results captured during that lesson (until now while it runs).
+    """
     require_class(class_id)
+    use_emotions = not current_app.config["ATTENTION_ONLY"]
     since = time.time() - current_app.config["RETENTION_SECONDS"]
-    chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions=not current_app.config["ATTENTION_ONLY"])
-    filename = f"class-{class_id}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    if request.args.get("lesson"):
+        lesson = lessons.lesson_or_404(class_id, request.args["lesson"])
+        start, end = lessons.lesson_range(lesson)
+        chunks = records.csv_chunks(get_redis(), class_id, max(start, since), use_emotions, until=end)
+        filename = f"class-{class_id}-lesson-{lesson['lesson_id']}.csv"
+    else:
+        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions)
+        filename = f"class-{class_id}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 

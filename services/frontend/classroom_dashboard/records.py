@@ -1,4 +1,5 @@
-"""A class's stored results as CSV rows, and erasing a student from the live event stream."""
+"""A class's stored results as CSV rows, reading a time range of a class, and erasing a student
+from the live event stream."""
 
 from __future__ import annotations
 
@@ -26,14 +27,17 @@ BASE_COLUMNS = [
 ]
 
 
-def csv_chunks(client, class_id: str, since: float, use_emotions: bool) -> Iterator[str]:
-    """CSV text, one chunk per student (streamed: a big class never sits in memory at once)."""
+def csv_chunks(client, class_id: str, since: float, use_emotions: bool, until: float | None = None) -> Iterator[str]:
+    """CSV text, one chunk per student (streamed: a big class never sits in memory at once).
+
+    Results captured in [since, until] (until None: everything since `since`), e.g. one lesson's.
+    """
     header = BASE_COLUMNS + (["emotion", *(f"p_{e}" for e in EMOTIONS)] if use_emotions else [])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for student_id in store.class_students(client, class_id):
-        for r in store.student_series(client, class_id, student_id, since=since):
+        for r in store.student_series(client, class_id, student_id, since=since, until=until):
             row = [
                 r.class_id,
                 r.student_id,

@@ -39,6 +39,16 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def clock(seconds_since_epoch: float | None) -> str:
+    """Server-local wall time: "10:32" today, else "03 Mar 10:32"."""
+    if not seconds_since_epoch:
+        return "–"
+    local = time.localtime(seconds_since_epoch)
+    today = time.localtime()
+    same_day = (local.tm_year, local.tm_yday) == (today.tm_year, today.tm_yday)
+    return time.strftime("%H:%M" if same_day else "%d %b %H:%M", local)
+
+
 def sparkline(values) -> str:
     return charts.sparkline_svg(values or [], current_app.config["ATTENTION_THRESHOLD"])
 
@@ -55,7 +65,7 @@ def _error(code: int, title: str):
 
 
 def init_app(app: Flask) -> None:
-    app.jinja_env.filters.update(ago=ago, duration=duration, sparkline=sparkline)
+    app.jinja_env.filters.update(ago=ago, clock=clock, duration=duration, sparkline=sparkline)
     app.jinja_env.globals["state_label"] = STATE_LABELS.get
 
     @app.context_processor
