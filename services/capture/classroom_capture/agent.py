@@ -87,12 +87,15 @@ class Agent:
             self.source.close()
             sender_stop.set()
             wake.set()
-            thread.join(timeout=self.sender.timeout[0] + self.sender.timeout[1] + 1)
+            # One deadline for the whole exit: a request in flight to a hung server must not hold a
+            # stop (SIGTERM) past its grace period. What is unanswered stays in the outbox and is
+            # resent on the next run with the same ids (the server counts it as a duplicate).
+            deadline = time.monotonic() + (self.drain_timeout if finished else self.stop_grace)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.sender.fatal is not None:
             raise self.sender.fatal
         if not self.abort_event.is_set() and not thread.is_alive():
-            grace = self.drain_timeout if finished else self.stop_grace
-            self.sender.drain(self.abort_event, deadline=time.monotonic() + grace)
+            self.sender.drain(self.abort_event, deadline=deadline)
         return RunResult(self.captured, finished, len(self.outbox), self.dropped)
 
     def _send_loop(self, sender_stop: threading.Event, wake: threading.Event) -> None:

@@ -130,17 +130,22 @@ class Sender:
 
     # --- one request ----------------------------------------------------------------------------
 
-    def step(self) -> Step:
-        """POST the oldest batch once. Raises SenderFatal/AuthRejected for answers a retry cannot fix."""
+    def step(self, deadline: float | None = None) -> Step:
+        """POST the oldest batch once. Raises SenderFatal/AuthRejected for answers a retry cannot fix.
+        With a `deadline` (monotonic), the request's timeouts end there at the latest."""
         pending = self.outbox.oldest(self._limit)
         if not pending:
             return Step("empty")
         batch = ObservationBatch(student_id=pending[0].student_id, observations=[p.observation for p in pending])
         seqs = [p.seq for p in pending]
+        timeout = self.timeout
+        if deadline is not None:
+            remaining = max(0.1, deadline - time.monotonic())
+            timeout = (min(timeout[0], remaining), min(timeout[1], remaining))
         self.stats.requests += 1
         try:
             response = self.session.post(
-                self.url, data=batch.model_dump_json(exclude_none=True), timeout=self.timeout, allow_redirects=False
+                self.url, data=batch.model_dump_json(exclude_none=True), timeout=timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
             return self._wait(None, f"server unreachable ({type(exc).__name__})")
@@ -203,7 +208,7 @@ class Sender:
         """Send until the outbox is empty (True), `stop` is set or `deadline` (monotonic) passes (False)."""
         stop = stop or threading.Event()
         while not stop.is_set():
-            step = self.step()
+            step = self.step(deadline)
             if step.kind == "empty":
                 return True
             if step.kind == "wait":
