@@ -43,7 +43,7 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     observation_id: uuid.UUID = Field(description="Unique per observation; a resend with the same id is ignored.")
-    captured_at: float = Field(ge=0, description="Capture time on the laptop, Unix seconds.")
+    captured_at: float = Field(ge=0, allow_inf_nan=False, description="Capture time on the laptop, Unix seconds.")
     face_count: int = Field(ge=0, le=64, description="Faces seen in the frame; 0 means the student was absent.")
     crop: str | None = Field(
         default=None,

@@ -58,24 +58,31 @@ def parse_csv(path: Path) -> dict[str, Split]:
         raise DatasetError(f"{path}: no such file")
     images: dict[str, list[np.ndarray]] = {u: [] for u in USAGES}
     labels: dict[str, list[int]] = {u: [] for u in USAGES}
+    line_no = 1
     with _open_text(path) as handle:
         reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise DatasetError(f"{path}: the file is empty")
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; header is {header}")
-        col = {name: header.index(name) for name in REQUIRED_COLUMNS}
-        for line_no, row in enumerate(reader, start=2):
-            label, pixels, usage = _check_row(path, line_no, row, col)
-            images[usage].append(pixels)
-            labels[usage].append(label)
+        try:
+            col = _check_header(path, next(reader, None))
+            for line_no, row in enumerate(reader, start=2):
+                label, pixels, usage = _check_row(path, line_no, row, col)
+                images[usage].append(pixels)
+                labels[usage].append(label)
+        except UnicodeDecodeError:
+            raise DatasetError(f"{path}: line {line_no + 1} (or near it) is not UTF-8 text") from None
     return {
         u: Split(np.stack(images[u]).reshape(-1, CROP_SIZE, CROP_SIZE, 1), np.asarray(labels[u], np.int32))
         for u in USAGES
         if labels[u]
     }
+
+
+def _check_header(path: Path, header: list[str] | None) -> dict[str, int]:
+    if header is None:
+        raise DatasetError(f"{path}: the file is empty")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)}; header is {header}")
+    return {name: header.index(name) for name in REQUIRED_COLUMNS}
 
 
 def _check_row(path: Path, line_no: int, row: list[str], col: dict[str, int]) -> tuple[int, np.ndarray, str]:
@@ -92,9 +99,9 @@ def _check_row(path: Path, line_no: int, row: list[str], col: dict[str, int]) ->
     if usage not in USAGES:
         raise DatasetError(f"{where}: unknown Usage {usage!r} (expected one of {', '.join(USAGES)})")
     try:
-        pixels = np.array(row[col["pixels"]].split(), dtype=np.int32)
-    except ValueError:
-        raise DatasetError(f"{where}: pixels must be space-separated integers") from None
+        pixels = np.array(row[col["pixels"]].split(), dtype=np.int64)
+    except (ValueError, OverflowError):
+        raise DatasetError(f"{where}: pixels must be space-separated integers within 0..255") from None
     if pixels.size != PIXELS_PER_IMAGE:
         raise DatasetError(f"{where}: expected {PIXELS_PER_IMAGE} pixels (48x48), got {pixels.size}")
     if pixels.min() < 0 or pixels.max() > 255:

@@ -6,6 +6,7 @@ import logging
 
 import redis
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
@@ -49,6 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return await redis_down(request, exc)
         log.exception("redis error during %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """422 naming each invalid field, without echoing the input back: a value such as 1e999
+        (infinity) made FastAPI's default handler fail to render JSON (500), and a crop need not
+        travel back to the laptop."""
+        errors = [{key: error[key] for key in ("type", "loc", "msg") if key in error} for error in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     app.include_router(observations.router)
     app.include_router(health.router)

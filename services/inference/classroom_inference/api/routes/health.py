@@ -43,7 +43,7 @@ def _model_versions(settings: Settings) -> list[int]:
     return [v for v in versions if settings.model_version in (None, v)]
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: Redis or the model is unavailable (same body)"}})
 def readyz(client: redis.Redis = Depends(get_redis), settings: Settings = Depends(get_settings)) -> JSONResponse:
     versions = _model_versions(settings)
     body = {"redis": _redis_ok(client), "model": bool(versions), "model_versions": versions}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
+from typing import Any
 
 import redis
 from classroom_contract import IngestResponse, ObservationBatch
 from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel
 from rq import Queue
 
 from classroom_inference import metrics
@@ -18,12 +21,45 @@ from classroom_inference.settings import Settings
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["observations"])
 
+#: How far in the future (server clock) a capture time may lie. A later one - or a JSON number that
+#: overflows to infinity, such as 1e999 - would become the student's "latest" result forever (newer
+#: captures never replace it) and break the dashboard's pages and CSV for the whole class.
+MAX_CLOCK_SKEW_S = 24 * 3600
+
+
+class Rejection(BaseModel):
+    """Why a request was refused: a message, or (422 from validation) one entry per invalid field."""
+
+    detail: str | list[dict[str, Any]]
+
+
+def _retry_after(what: str) -> dict:
+    return {"Retry-After": {"description": what, "schema": {"type": "integer", "minimum": 1}}}
+
+
 ERRORS = {
-    401: {"description": "Missing or unknown class token"},
-    413: {"description": "Body over MAX_BODY_BYTES"},
-    422: {"description": "Body is not a valid ObservationBatch, or carries too many crops"},
-    429: {"description": "Over the class token's rate limit; see Retry-After"},
-    503: {"description": "Redis unavailable; see Retry-After"},
+    400: {"model": Rejection, "description": "Body is not JSON"},
+    401: {
+        "model": Rejection,
+        "description": "Missing or unknown class token",
+        "headers": {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+    },
+    413: {"model": Rejection, "description": "Body over MAX_BODY_BYTES"},
+    422: {
+        "model": Rejection,
+        "description": "Body is not a valid ObservationBatch, carries too many crops, or a capture time that is "
+        "not finite or more than a day ahead of the server clock",
+    },
+    429: {
+        "model": Rejection,
+        "description": "Over the class token's rate limit",
+        "headers": _retry_after("Seconds until the next rate-limit window"),
+    },
+    503: {
+        "model": Rejection,
+        "description": "Redis unavailable",
+        "headers": _retry_after("Seconds to wait before resending the same batch"),
+    },
 }
 
 
@@ -41,6 +77,12 @@ def post_observations(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail=f"{crops} crops in one request, at most {settings.max_crops_per_request}",
+        )
+    latest_allowed = time.time() + MAX_CLOCK_SKEW_S
+    if any(not math.isfinite(o.captured_at) or o.captured_at > latest_allowed for o in batch.observations):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"captured_at must be a finite Unix time at most {MAX_CLOCK_SKEW_S} s ahead of the server clock",
         )
     started = time.perf_counter()
     outcome = ingest(client, queue, class_, batch, settings)

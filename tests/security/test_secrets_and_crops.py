@@ -1,0 +1,165 @@
+"""Secrets never logged or stored in clear, and no crop left in Redis once predicted.
+
+Real processes on loopback: Redis, `classroom-api` and `classroom-worker` (local SavedModel) at
+DEBUG, and the dashboard under gunicorn with its access log. With a known class token, teacher
+password and session key, the test ingests real faces, lets the worker predict them, logs in
+(once wrongly), reads the class and rotates its token in the UI; then it reads every process log
+and every Redis key (RQ job payloads decompressed) and looks for each secret and each crop.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import time
+import urllib.parse
+import zlib
+
+import pytest
+import redis
+import requests
+from classroom_contract import keys, store
+from classroom_dashboard import accounts
+from inference.support import Api, Worker, fer_faces, observation, post, service_env
+from procs import BIN, Proc, free_port, http_ok, wait_until
+
+pytestmark = pytest.mark.slow
+
+CLASS = f"sec-{secrets.token_hex(3)}"
+TEACHER = f"teacher-{secrets.token_hex(3)}"  # the session's Redis is shared: names of our own
+
+
+def _variants(secret: str) -> list[bytes]:
+    """The forms in which a secret could leak: as is, URL-quoted, base64 (as in a Basic header)."""
+    forms = {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+    forms.add(base64.b64encode(f"{TEACHER}:{secret}".encode()).decode())
+    return [f.encode() for f in forms]
+
+
+def _redis_dump(client: redis.Redis) -> dict[bytes, bytes]:
+    """Every key's content as bytes; RQ job payloads (zlib-compressed pickles) decompressed."""
+    dump = {}
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key)
+        if kind == b"string":
+            parts = [client.get(key) or b""]
+        elif kind == b"hash":
+            parts = [b for kv in client.hgetall(key).items() for b in kv]
+        elif kind == b"set":
+            parts = list(client.smembers(key))
+        elif kind == b"zset":
+            parts = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
+        elif kind == b"list":
+            parts = client.lrange(key, 0, -1)
+        elif kind == b"stream":
+            parts = [b for _, fields in client.xrange(key) for kv in fields.items() for b in kv]
+        else:
+            parts = []
+        expanded = []
+        for part in parts:
+            expanded.append(part)
+            try:
+                expanded.append(zlib.decompress(part))
+            except zlib.error:
+                pass
+        dump[key] = b"\x00".join([key, *expanded])
+    return dump
+
+
+@pytest.fixture(scope="module")
+def system(redis_server, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("secrets")
+    api = Api(tmp, redis_server, log_level="DEBUG")
+    procs = [api.proc]
+    try:
+        worker = Worker(tmp, redis_server, log_level="DEBUG")
+        procs.append(worker.proc)
+        port = free_port()
+        secret_key = secrets.token_hex(32)
+        env = {
+            **service_env(redis_server),
+            "SECRET_KEY": secret_key,
+            "DASHBOARD_ENV": "production",
+            "SESSION_COOKIE_SECURE": "0",  # plain HTTP on loopback
+            "SSE_BLOCK_MS": "200",
+            "SSE_MAX_SECONDS": "1",
+        }
+        args = [str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "-w", "1", "--no-control-socket"]
+        args += ["--log-level", "debug", "--access-logfile", "-", "-b", f"127.0.0.1:{port}"]
+        dashboard = Proc([*args, "classroom_dashboard:create_app()"], tmp / "dashboard.log", env=env)
+        procs.append(dashboard)
+        url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(url + "/healthz"), timeout=30, what="dashboard to serve")
+        yield {"api": api, "worker": worker, "dashboard": url, "secret_key": secret_key, "procs": procs}
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system, redis_server):
+    client = redis.Redis.from_url(redis_server)
+    token, password = secrets.token_urlsafe(32), "pw-" + secrets.token_urlsafe(18)
+    accounts.create_teacher(client, TEACHER, password)
+    store.register_class(client, CLASS, "Class 7b", TEACHER, token)
+
+    # ingest: real faces for the worker, an absence stored at once; a resend; a wrong token
+    faces = fer_faces(4)
+    batch = {"student_id": "s1", "observations": [observation(f) for f in faces] + [observation(None)]}
+    url = system["api"].url + "/v1/observations"
+    assert post(url, batch, token).body == {"accepted": 5, "duplicates": 0}
+    assert post(url, batch, token).body == {"accepted": 0, "duplicates": 5}
+    assert post(url, batch, token + "x").status == 401
+    wait_until(
+        lambda: len([r for r in store.student_series(client, CLASS, "s1") if r.emotion]) == 4,
+        timeout=60,
+        interval=0.2,
+        what="the worker to predict the four faces",
+    )
+    wait_until(lambda: not list(client.scan_iter(keys.crops("*"))), timeout=10, what="crops to be deleted")
+
+    # dashboard: a wrong login, a right one, the class page, JSON, SSE, CSV, a token rotation
+    web = requests.Session()
+    base = system["dashboard"]
+    page = web.get(base + "/auth/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    wrong = web.post(base + "/auth/login", data={"username": TEACHER, "password": password + "!", "csrf_token": csrf})
+    assert wrong.status_code == 401
+    right = web.post(base + "/auth/login", data={"username": TEACHER, "password": password, "csrf_token": csrf})
+    assert right.status_code == 200 and right.url.endswith("/")
+    for path in (f"/classes/{CLASS}", f"/api/classes/{CLASS}/students", f"/classes/{CLASS}/export.csv"):
+        assert web.get(base + path, timeout=10).status_code == 200, path
+    assert web.get(base + f"/api/classes/{CLASS}/events", timeout=10).status_code == 200
+    assert requests.get(base + f"/api/classes/{CLASS}/students", auth=(TEACHER, password), timeout=10).ok
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get(base + "/").text).group(1)
+    rotated = web.post(base + f"/classes/{CLASS}/token", data={"csrf_token": csrf}, timeout=10)
+    new_token = next(t for t in re.findall(r"[A-Za-z0-9_-]{43}", rotated.text) if store.class_for_token(client, t))
+    assert post(url, {"student_id": "s2", "observations": [observation(None)]}, new_token).status == 200
+    time.sleep(0.5)  # let the processes flush their last log lines
+
+    secrets_by_name = {
+        "class token": token,
+        "rotated class token": new_token,
+        "teacher password": password,
+        "dashboard SECRET_KEY": system["secret_key"],
+    }
+    logs = {proc.log_path.name: proc.log_path.read_bytes() for proc in system["procs"]}
+    assert all(logs.values()), "a process wrote no log at all: the check would prove nothing"
+    assert b"POST /auth/login" in logs["dashboard.log"] and b"POST /v1/observations" in b"".join(logs.values())
+    dump = _redis_dump(client)
+    for name, secret in secrets_by_name.items():
+        for form in _variants(secret):
+            for log_name, text in logs.items():
+                assert form not in text, f"{name} appears in {log_name}"
+            leaked = [key for key, content in dump.items() if form in content]
+            assert not leaked, f"{name} stored in clear in Redis under {leaked[:3]}"
+
+    # no crop anywhere in Redis once predicted: no crops key, no pixels, no base64 of them
+    assert not [k for k in dump if k.startswith(b"classroom:crops:")]
+    everything = b"".join(dump.values())
+    for face in faces:
+        raw = face.tobytes()
+        for needle in (raw[:64], raw[1000:1064], base64.b64encode(raw)[:88]):
+            assert needle not in everything, "a crop (or part of one) is still in Redis"
+    assert any(k.startswith(b"classroom:seen:") for k in dump)  # the scan did see the ingest's keys
+    client.close()
