@@ -46,6 +46,13 @@ def test_bad_csv_names_the_row_and_problem(tmp_path, content, message):
         parse_csv(bad)
 
 
+def test_cli_needs_training_and_publictest_rows(tmp_path, capsys):
+    only_training = tmp_path / "train_only.csv"
+    only_training.write_text(f"emotion,pixels,Usage\n3,{GOOD_PIXELS},Training\n")
+    assert train_cli(["train", "--csv", str(only_training), "--run-dir", str(tmp_path / "run")]) == 2
+    assert "no rows with Usage PublicTest" in capsys.readouterr().err
+
+
 def test_cli_reports_bad_csv_in_one_line_and_exits_2(tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("emotion,pixels,Usage\n3,1 2 3,Training\n")

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_train(args) -> int:
-    from classroom_training.data import Split, load_fer2013
+    from classroom_training.data import Split, load_fer2013, require_splits
     from classroom_training.train import TrainConfig, train
 
     config = TrainConfig(
@@ -83,6 +83,7 @@ def _cmd_train(args) -> int:
         width=args.width, bfloat16=not args.float32,
     )  # fmt: skip
     splits = load_fer2013(args.csv)
+    require_splits(splits, "Training", "PublicTest")
     train_split, val_split = splits["Training"], splits["PublicTest"]
     if args.limit:
         train_split = Split(train_split.images[: args.limit], train_split.labels[: args.limit])

@@ -131,5 +131,13 @@ def load_fer2013(path: Path | str | None = None, use_cache: bool = True) -> dict
     return splits
 
 
+def require_splits(splits: dict[str, Split], *usages: str) -> None:
+    """DatasetError when the file has no rows of a `Usage` the caller needs (e.g. PublicTest)."""
+    missing = [u for u in usages if u not in splits]
+    if missing:
+        found = ", ".join(splits) or "none"
+        raise DatasetError(f"the CSV has no rows with Usage {', '.join(missing)} (found: {found})")
+
+
 def class_counts(split: Split) -> np.ndarray:
     return np.bincount(split.labels, minlength=NUM_EMOTIONS)
