@@ -64,10 +64,11 @@ def export_model(keras_path: Path, models_dir: Path, flip_tta: bool = True, vers
     target = model_dir / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: versions are immutable, export a new one")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint(SIGNATURE.signature_name, serving_function(model, flip_tta))
-    archive.write_out(str(target))
+    # A plain tf.Module rather than keras.export.ExportArchive: the archive stored every variable
+    # twice (2.46 M values for 1.23 M parameters, 10 MB instead of 5 MB); outputs are identical.
+    module = tf.Module()
+    module.model = model
+    tf.saved_model.save(module, str(target), signatures={SIGNATURE.signature_name: serving_function(model, flip_tta)})
     model.save(model_dir / f"{version}.keras")  # float32, no optimizer state: what is served
     log.info("exported %s (flip TTA %s)", target, "on" if flip_tta else "off")
     return target
