@@ -9,9 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from procs import REPO, free_port, start_redis  # noqa: E402
-
-MODEL_DIR = REPO / "models"
+from procs import free_port, start_redis  # noqa: E402
 
 
 @pytest.fixture(scope="session")

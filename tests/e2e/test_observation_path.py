@@ -21,6 +21,7 @@ import tensorflow as tf
 from classroom_capture.detector import analyse, make_detector
 from classroom_capture.synthetic import write_synthetic_frames
 from classroom_contract import EMOTIONS, SIGNATURE, keys, store
+from classroom_inference.versions import resolve_version
 from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
@@ -62,7 +63,7 @@ def system(redis_url, tmp_path):
 def _expected_emotions(frames_dir, manifest) -> list[str | None]:
     """Per frame: the emotion the model gives for the crop the agent makes, None when no face."""
     detector = make_detector(DETECTOR)
-    model = tf.saved_model.load(str(MODEL_DIR / max((p.name for p in MODEL_DIR.glob("[0-9]*") if p.is_dir()), key=int)))
+    model = tf.saved_model.load(str(resolve_version(MODEL_DIR)))  # the version the worker loads
     serve = model.signatures[SIGNATURE.signature_name]
     expected = []
     for frame in manifest:
