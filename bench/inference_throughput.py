@@ -1,7 +1,15 @@
 """Inference throughput: the bare model vs the whole pipeline (HTTP -> Redis/RQ -> worker -> Redis).
 
     python bench/inference_throughput.py [--seconds 8] [--batch 16] [--clients 4] [--workers 1]
-                                         [--backend local|tfserving]
+                                         [--backend local|tfserving] [--bfloat16 auto|on|off]
+                                         [--rate R]
+
+Two load shapes:
+- closed loop (default): each agent keeps one request in flight and sends the next as soon as
+  the previous one's results are stored; this finds the maximum sustained throughput;
+- open loop (`--rate R`): each agent sends `--batch` crops R times a second whatever happens,
+  like real agents in a classroom (e.g. `--clients 40 --batch 1 --rate 2`); this gives the
+  latency at that load.
 
 Everything runs on this machine over loopback: a private redis-server, `classroom-api`,
 `classroom-worker` processes and, for `--backend tfserving`, the stand-in TF Serving of
@@ -101,7 +109,11 @@ def pipeline(args, faces: np.ndarray, env: dict[str, str], workdir: Path) -> dic
         def agent(n: int) -> None:
             agent_client = redis.Redis.from_url(redis_url)
             i = 0
+            next_send = time.monotonic() + (n / args.clients) / args.rate if args.rate else 0.0
             while time.monotonic() < deadline:
+                if args.rate:  # open loop: keep the schedule, never wait for results
+                    time.sleep(max(0.0, next_send - time.monotonic()))
+                    next_send += 1.0 / args.rate
                 observations = [
                     {
                         "observation_id": str(uuid.uuid4()),
@@ -116,6 +128,8 @@ def pipeline(args, faces: np.ndarray, env: dict[str, str], workdir: Path) -> dic
                 with lock:
                     acks.append(ack)
                     sent[0] += args.batch
+                if args.rate:
+                    continue
                 # one batch in flight per agent (closed loop): measures sustainable throughput, not a backlog
                 series = keys.student_series("bench", f"st{n}")
                 while agent_client.zcard(series) < i and time.monotonic() < deadline + args.drain_seconds:
@@ -154,16 +168,19 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=4, help="concurrent agents posting")
     parser.add_argument("--workers", type=int, default=1, help="classroom-worker processes")
     parser.add_argument("--backend", choices=["local", "tfserving"], default="local")
+    parser.add_argument("--bfloat16", choices=["auto", "on", "off"], default="auto", help="local backend precision")
+    parser.add_argument("--rate", type=float, default=0.0, help="open loop: requests per second per agent")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from classroom_inference.predictor import LocalPredictor, TFServingPredictor
+    from classroom_inference.predictor import LocalPredictor, TFServingPredictor, use_bfloat16
     from classroom_inference.versions import resolve_version
 
     faces = fer_faces(256)
     env = {
         "MODEL_DIR": str(REPO / "models" / "emotion"),
         "PREDICTOR_BACKEND": args.backend,
+        "PREDICTOR_BFLOAT16": args.bfloat16,
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     with tempfile.TemporaryDirectory(prefix="bench-inference-") as tmp:
@@ -179,7 +196,7 @@ def main() -> int:
                 predictor = TFServingPredictor(env["TFSERVING_ADDRESS"], timeout_s=30)
                 wait_until(predictor.ready, timeout=120, interval=0.5, what="stand-in TF Serving")
             else:
-                predictor = LocalPredictor(resolve_version(REPO / "models" / "emotion"))
+                predictor = LocalPredictor(resolve_version(REPO / "models" / "emotion"), use_bfloat16(args.bfloat16))
             rate, calls = bare_model(predictor, faces, args.batch, args.seconds)
             predictor.close()
             del predictor  # free the model before the worker processes load theirs
@@ -189,8 +206,10 @@ def main() -> int:
                 server.stop()
 
     piped = result["stored"] / result["elapsed"]
-    print(f"backend {args.backend}, batch {args.batch}, {args.clients} agents, {args.workers} worker(s), "
-          f"{os.cpu_count()} CPUs")  # fmt: skip
+    precision = "bfloat16" if args.backend == "local" and use_bfloat16(args.bfloat16) else "float32"
+    load = f"open loop {args.rate:g} req/s per agent" if args.rate else "closed loop"
+    print(f"backend {args.backend} ({precision}), batch {args.batch}, {args.clients} agents, {load}, "
+          f"{args.workers} worker(s), {os.cpu_count()} CPUs")  # fmt: skip
     print(f"bare model     {rate:8.1f} crops/s   model call  {percentiles(calls)}")
     stored = f"{result['stored']}/{result['sent']} stored in {result['elapsed']:.1f}s"
     print(f"full pipeline  {piped:8.1f} crops/s   ({stored})")

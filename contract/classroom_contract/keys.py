@@ -16,6 +16,21 @@ def crops(batch_id: str) -> str:
     return f"{PREFIX}:crops:{batch_id}"
 
 
+def pending_batches() -> str:
+    """List of queued batches' job metadata (ids, times, head pose; never pixels).
+
+    A worker running one batch's job takes several more from here and predicts them in one model
+    call. It is only an optimisation: each batch keeps its own RQ job, which does the work if no
+    other worker got to it first, so an entry lost from this list loses nothing.
+    """
+    return f"{PREFIX}:pending-batches"
+
+
+def batch_done(batch_id: str) -> str:
+    """Short-lived marker that a batch's results are stored (by its own job or another's)."""
+    return f"{PREFIX}:batch-done:{batch_id}"
+
+
 def seen(observation_id: str) -> str:
     """Marker that an observation id was accepted once: makes resends idempotent."""
     return f"{PREFIX}:seen:{observation_id}"

@@ -41,6 +41,7 @@ def _cli(args: list[str], env: dict[str, str]) -> str:
 def system(redis_url, tmp_path):
     """API, worker and dashboard as real processes on free loopback ports, plus a class and its token."""
     env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(MODEL_DIR), "DASHBOARD_ENV": "development"}
+    env["PREDICTOR_BFLOAT16"] = "off"  # the expected emotions below are computed in float32
     _cli(["classroom-dashboard", "create-teacher", "--username", "teacher1", "--password", PASSWORD], env)
     create_class = ["create-class", "--teacher", "teacher1", "--class-id", "e2e", "--name", "E2E"]
     token = _cli(["classroom-dashboard", *create_class], env)

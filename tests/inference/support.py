@@ -93,6 +93,9 @@ def service_env(redis_url: str, **overrides) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "MODEL_DIR": str(REPO / "models" / "emotion"),
         "PREDICTOR_BACKEND": "local",
+        # float32 everywhere, whatever the CPU: tests compare worker output with an in-process float32
+        # model; the bfloat16 path has its own test (test_bfloat16.py)
+        "PREDICTOR_BFLOAT16": "off",
         "LOG_LEVEL": "INFO",
         "TF_CPP_MIN_LOG_LEVEL": "2",
         "CUDA_VISIBLE_DEVICES": "",

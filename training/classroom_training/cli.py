@@ -43,6 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
     train.add_argument("--run-dir", type=Path, required=True, help="checkpoints, history and best.keras go here")
     train.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
+    train.add_argument("--init-from", type=Path, help="start from this .keras (same architecture): a warm restart")
+    train.add_argument(
+        "--ferplus-weight", type=float, default=0.0,
+        help="blend this share of FER+ crowd votes into the training targets (0 = FER2013 labels only)",
+    )  # fmt: skip
+    train.add_argument(
+        "--ferplus-votes", type=Path, default=os.environ.get("CLASSROOM_FERPLUS_CSV"),
+        help="FER+ fer2013new.csv aligned with --csv; default: the one beside the shared FER2013 file",
+    )  # fmt: skip
 
     report = sub.add_parser("report", help="evaluate a model on PublicTest and write the report folder")
     _add_data_args(report)
@@ -75,22 +84,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_train(args) -> int:
-    from classroom_training.data import Split, load_fer2013, require_splits
+    from classroom_training.data import (
+        DatasetError,
+        Split,
+        load_fer2013,
+        load_ferplus_votes,
+        require_splits,
+        soft_targets,
+    )
     from classroom_training.train import TrainConfig, train
 
     config = TrainConfig(
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        width=args.width, bfloat16=not args.float32,
+        width=args.width, bfloat16=not args.float32, ferplus_weight=args.ferplus_weight,
+        init_from=str(args.init_from) if args.init_from else None,
     )  # fmt: skip
+    if not 0 <= args.ferplus_weight <= 1:
+        raise DatasetError(f"--ferplus-weight must be within 0..1, got {args.ferplus_weight}")
     splits = load_fer2013(args.csv)
     require_splits(splits, "Training", "PublicTest")
     train_split, val_split = splits["Training"], splits["PublicTest"]
+    targets = None
+    if args.ferplus_weight:
+        votes = load_ferplus_votes(args.ferplus_votes, "Training", len(train_split))
+        targets = soft_targets(train_split.labels, votes, args.ferplus_weight)
     if args.limit:
         train_split = Split(train_split.images[: args.limit], train_split.labels[: args.limit])
+        targets = None if targets is None else targets[: args.limit]
     args.run_dir.mkdir(parents=True, exist_ok=True)
     (args.run_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log.info("training %s on %d rows, selecting on %d PublicTest rows", config.arch, len(train_split), len(val_split))
-    train(config, train_split, val_split, args.run_dir, args.resume)
+    train(config, train_split, val_split, args.run_dir, args.resume, targets)
     return 0
 
 

@@ -25,6 +25,9 @@ PIXELS_PER_IMAGE = CROP_SIZE * CROP_SIZE
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 USAGES = ("Training", "PublicTest", "PrivateTest")
 DEFAULT_CSV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+DEFAULT_FERPLUS = DEFAULT_CSV.parent / "fer2013new.csv"
+# FER+ vote columns in FER2013 label order (contempt, unknown and NF have no FER2013 class).
+FERPLUS_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
 CACHE_DIR = Path(os.environ.get("CLASSROOM_CACHE_DIR", Path(__file__).resolve().parents[2] / ".cache"))
 
 
@@ -141,3 +144,38 @@ def require_splits(splits: dict[str, Split], *usages: str) -> None:
 
 def class_counts(split: Split) -> np.ndarray:
     return np.bincount(split.labels, minlength=NUM_EMOTIONS)
+
+
+def load_ferplus_votes(path: Path | str | None, usage: str, expected_rows: int) -> np.ndarray:
+    """FER+ crowd votes (m, 7) for the rows of one `Usage`, in FER2013 label order.
+
+    `fer2013new.csv` lists the FER2013 rows in the original Kaggle order, so the n-th row of a
+    Usage here is the n-th row of that Usage in the FER2013 CSV; a different row count means the
+    two files do not belong together, which is an error rather than a silent misalignment.
+    """
+    path = Path(path) if path else DEFAULT_FERPLUS.resolve()
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file (FER+ votes, fer2013new.csv)")
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in ("Usage", *FERPLUS_COLUMNS) if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DatasetError(f"{path}: missing FER+ column(s) {', '.join(missing)}")
+        votes = [[int(row[c]) for c in FERPLUS_COLUMNS] for row in reader if row["Usage"] == usage]
+    if len(votes) != expected_rows:
+        raise DatasetError(f"{path}: {len(votes)} {usage} rows, but the FER2013 CSV has {expected_rows}")
+    return np.asarray(votes, np.float32)
+
+
+def soft_targets(labels: np.ndarray, votes: np.ndarray, ferplus_weight: float) -> np.ndarray:
+    """Training targets: (1 - w) * one-hot(FER2013 label) + w * FER+ vote shares.
+
+    The FER2013 label keeps the majority of the mass, so the model still learns to predict the
+    labels it is evaluated on; the crowd votes say which other emotions a face resembles (ten
+    annotators agree with the FER2013 label only ~64% of the time). Rows without usable votes
+    keep their one-hot target.
+    """
+    onehot = np.eye(NUM_EMOTIONS, dtype=np.float32)[labels]
+    totals = votes.sum(axis=1, keepdims=True)
+    shares = np.where(totals > 0, votes / np.maximum(totals, 1), onehot)
+    return (1 - ferplus_weight) * onehot + ferplus_weight * shares

@@ -40,7 +40,10 @@ def _random_erasing(images: tf.Tensor, probability: float = 0.5, max_side: int =
     return tf.where(inside & apply, tf.zeros_like(images), images)
 
 
-def training_dataset(split: Split, batch_size: int, seed: int = 1337) -> tf.data.Dataset:
+def training_dataset(
+    split: Split, batch_size: int, seed: int = 1337, targets: np.ndarray | None = None
+) -> tf.data.Dataset:
+    """Shuffled, augmented batches; `targets` (m, 7) replaces the one-hot labels (e.g. FER+ soft labels)."""
     augment = _augmenter(seed)
 
     def _augment(images, labels):
@@ -49,7 +52,7 @@ def training_dataset(split: Split, batch_size: int, seed: int = 1337) -> tf.data
         x = tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8)
         return x, labels
 
-    labels = tf.one_hot(split.labels, NUM_EMOTIONS)
+    labels = tf.one_hot(split.labels, NUM_EMOTIONS) if targets is None else tf.constant(targets, tf.float32)
     return (
         tf.data.Dataset.from_tensor_slices((split.images, labels))
         .shuffle(len(split), seed=seed, reshuffle_each_iteration=True)

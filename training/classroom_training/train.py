@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 
 from classroom_training import models, pipeline
 from classroom_training.data import Split
@@ -30,6 +31,8 @@ class TrainConfig:
     width: int = 32
     bfloat16: bool = True
     seed: int = 1337
+    init_from: str | None = None  # a .keras of the same architecture to start from (warm restart)
+    ferplus_weight: float = 0.0  # share of the target taken from FER+ crowd votes
 
 
 class ProgressLog(keras.callbacks.Callback):
@@ -74,6 +77,9 @@ def build_and_compile(config: TrainConfig, steps_per_epoch: int) -> keras.Model:
             warmup_steps=steps_per_epoch,
         )  # fmt: skip
         optimizer = keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True)
+    if config.init_from:
+        log.info("starting from the weights of %s", config.init_from)
+        model.set_weights(keras.models.load_model(config.init_from, compile=False).get_weights())
     model.compile(optimizer=optimizer, loss="categorical_crossentropy", metrics=["accuracy"])
     return model
 
@@ -88,13 +94,24 @@ def _best_so_far(run_dir: Path) -> float | None:
     return max(values, default=None)
 
 
-def train(config: TrainConfig, train_split: Split, val_split: Split, run_dir: Path, resume: bool) -> keras.Model:
-    """Fit and return the best model (by PublicTest accuracy) of the run in `run_dir`."""
+def train(
+    config: TrainConfig,
+    train_split: Split,
+    val_split: Split,
+    run_dir: Path,
+    resume: bool,
+    targets: np.ndarray | None = None,
+) -> keras.Model:
+    """Fit and return the best model (by PublicTest accuracy) of the run in `run_dir`.
+
+    `targets` (m, 7) replaces the one-hot training labels; selection always uses PublicTest's
+    own FER2013 labels.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     backup_dir = run_dir / "backup"
     if backup_dir.exists() and not resume:
         raise SystemExit(f"{run_dir} holds an unfinished run: pass --resume to continue it or choose another --run-dir")
-    train_ds = pipeline.training_dataset(train_split, config.batch_size, config.seed)
+    train_ds = pipeline.training_dataset(train_split, config.batch_size, config.seed, targets)
     val_ds = pipeline.evaluation_dataset(val_split)
     steps = len(train_split) // config.batch_size
     model = build_and_compile(config, steps)

@@ -10,6 +10,7 @@ seen keys, then MULTI/EXEC), so:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -99,7 +100,11 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
                     crops_key = keys.crops(batch_id)
                     pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
                     pipe.expire(crops_key, settings.crops_ttl_seconds)
-                    enqueue_predict(queue, pipe, batch_id, _job_meta(batch_id, class_id, batch, faces), settings)
+                    meta = _job_meta(batch_id, class_id, batch, faces)
+                    enqueue_predict(queue, pipe, batch_id, meta, settings)
+                    if settings.coalesce_max_batches > 1:
+                        pipe.rpush(keys.pending_batches(), json.dumps(meta))
+                        pipe.expire(keys.pending_batches(), settings.crops_ttl_seconds)
                 if direct:
                     store.add_results(pipe, _direct_results(class_id, batch, direct), settings.result_retention_seconds)
                 if new:

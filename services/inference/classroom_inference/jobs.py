@@ -7,6 +7,7 @@ The predictor is the process's own (see `use_predictor`), never loaded per job.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -21,6 +22,9 @@ from classroom_inference.predictor import Predictor, build_predictor
 from classroom_inference.settings import Settings
 
 log = logging.getLogger(__name__)
+
+#: How long a stored batch is remembered, so its own job (run later) knows it is not a loss.
+DONE_MARKER_TTL_S = 600
 
 _predictor: Predictor | None = None
 _settings: Settings | None = None
@@ -49,32 +53,88 @@ def _connection(settings: Settings) -> redis.Redis:
 
 
 def predict_batch(meta: dict) -> int:
-    """Predict the crops of batch `meta["batch_id"]`; return how many results were written."""
+    """Predict the crops of batch `meta["batch_id"]`, and of other queued batches; return results written.
+
+    Many small batches (a classroom sends one or two crops per request) would each pay for a model
+    call; instead this job takes up to COALESCE_MAX_BATCHES more batches from
+    `keys.pending_batches()` and predicts them all in one call. Each batch commits separately and
+    only if its crops are still there (WATCH), so a batch predicted by two workers at once, or
+    by a retried job, is stored exactly once. A batch taken here but never committed (the worker
+    died) is still done by its own RQ job.
+    """
     predictor, settings = _context()
     client = _connection(settings)
-    crops_key = keys.crops(meta["batch_id"])
-    stored = client.hgetall(crops_key)
-    if not stored:
-        log.warning("batch %s: no crops (already predicted, or expired before a worker got to it)", meta["batch_id"])
-        metrics.CROPS_MISSING.inc(len(meta["observations"]))
+    batches = [meta, *_take_pending(client, meta["batch_id"], settings)]
+    work = _load_crops(client, batches)
+    if not any(work.values()):
+        _log_nothing_to_do(client, meta)
         return 0
-    stored = {k.decode(): v for k, v in stored.items()}
-    todo = [o for o in meta["observations"] if o["observation_id"] in stored]
-    if len(todo) < len(meta["observations"]):
-        log.warning("batch %s: %d crops missing", meta["batch_id"], len(meta["observations"]) - len(todo))
-        metrics.CROPS_MISSING.inc(len(meta["observations"]) - len(todo))
-    if not todo:
-        client.delete(crops_key)
-        return 0
-    crops = np.stack([np.frombuffer(stored[o["observation_id"]], np.uint8) for o in todo])
-    crops = crops.reshape(len(todo), CROP_SIZE, CROP_SIZE)
+    todo = [(m, o) for m in batches for o in work[m["batch_id"]]]
+    crops = np.stack([crop for _, (_, crop) in todo]).reshape(len(todo), CROP_SIZE, CROP_SIZE)
+    probabilities = _predict(predictor, crops, settings.max_model_batch)
+    now, written, offset = time.time(), 0, 0
+    for m in batches:
+        observations = work[m["batch_id"]]
+        if observations:
+            batch_probabilities = probabilities[offset : offset + len(observations)]
+            offset += len(observations)
+            written += _commit(client, m, observations, batch_probabilities, now, settings)
+    own = len(work[meta["batch_id"]])
+    log.info(
+        "batch %s: %d results (%d crops of %d batches in one model call)",
+        meta["batch_id"],
+        own,
+        len(todo),
+        sum(1 for v in work.values() if v),
+    )
+    return written
 
+
+def _take_pending(client: redis.Redis, own_batch_id: str, settings: Settings) -> list[dict]:
+    """Other queued batches' metadata, oldest first (this job's own entry is dropped when met)."""
+    if settings.coalesce_max_batches <= 1:
+        return []
+    raw = client.lpop(keys.pending_batches(), settings.coalesce_max_batches) or []
+    others = [json.loads(item) for item in raw]
+    return [m for m in others if m["batch_id"] != own_batch_id]
+
+
+def _load_crops(client: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, bytes]]]:
+    """batch id -> [(observation, crop bytes)] for the crops still parked (empty: done or expired)."""
+    pipe = client.pipeline(transaction=False)
+    for m in batches:
+        pipe.hgetall(keys.crops(m["batch_id"]))
+    work = {}
+    for m, stored in zip(batches, pipe.execute(), strict=True):
+        stored = {k.decode(): v for k, v in stored.items()}
+        todo = [(o, stored[o["observation_id"]]) for o in m["observations"] if o["observation_id"] in stored]
+        if stored and len(todo) < len(m["observations"]):
+            log.warning("batch %s: %d crops missing", m["batch_id"], len(m["observations"]) - len(todo))
+            metrics.CROPS_MISSING.inc(len(m["observations"]) - len(todo))
+        work[m["batch_id"]] = [(o, np.frombuffer(crop, np.uint8)) for o, crop in todo]
+    return work
+
+
+def _log_nothing_to_do(client: redis.Redis, meta: dict) -> None:
+    """A job whose crops are gone: normal when another job predicted them, a loss when they expired."""
+    if client.exists(keys.batch_done(meta["batch_id"])):
+        log.debug("batch %s: already predicted with another batch", meta["batch_id"])
+        return
+    log.warning("batch %s: no crops (already predicted, or expired before a worker got to it)", meta["batch_id"])
+    metrics.CROPS_MISSING.inc(len(meta["observations"]))
+
+
+def _predict(predictor: Predictor, crops: np.ndarray, max_batch: int) -> np.ndarray:
     started = time.perf_counter()
-    probabilities = predictor.predict(crops)
+    parts = [predictor.predict(crops[i : i + max_batch]) for i in range(0, len(crops), max_batch)]
     metrics.PREDICT_SECONDS.observe(time.perf_counter() - started)
-    metrics.CROPS_PREDICTED.inc(len(todo))
+    metrics.CROPS_PREDICTED.inc(len(crops))
+    return np.concatenate(parts)
 
-    now = time.time()
+
+def _commit(client, meta: dict, observations, probabilities, now: float, settings: Settings) -> int:
+    """Store one batch's results and delete its crops, in one transaction, unless already done."""
+    crops_key = keys.crops(meta["batch_id"])
     results = [
         ObservationResult(
             observation_id=o["observation_id"],
@@ -88,11 +148,19 @@ def predict_batch(meta: dict) -> int:
             head_yaw=o["head_yaw"],
             head_pitch=o["head_pitch"],
         )
-        for o, p in zip(todo, probabilities, strict=True)
+        for (o, _), p in zip(observations, probabilities, strict=True)
     ]
-    pipe = client.pipeline(transaction=True)
-    store.add_results(pipe, results, settings.result_retention_seconds)
-    pipe.delete(crops_key)
-    pipe.execute()
-    log.info("batch %s: %d results for %s/%s", meta["batch_id"], len(results), meta["class_id"], meta["student_id"])
+    with client.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(crops_key)
+            if not pipe.exists(crops_key):  # another worker stored this batch meanwhile
+                return 0
+            pipe.multi()
+            store.add_results(pipe, results, settings.result_retention_seconds)
+            pipe.delete(crops_key)
+            pipe.set(keys.batch_done(meta["batch_id"]), 1, ex=DONE_MARKER_TTL_S)
+            pipe.execute()
+        except redis.WatchError:
+            log.info("batch %s: stored by another worker first", meta["batch_id"])
+            return 0
     return len(results)

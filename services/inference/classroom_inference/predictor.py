@@ -56,19 +56,49 @@ class Predictor(ABC):
         """Release connections; a no-op where there are none."""
 
 
-class LocalPredictor(Predictor):
-    """The SavedModel run in-process with tf.saved_model.load: no network hop, one copy per worker."""
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16); False where unknown."""
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
-    def __init__(self, version_dir: Path):
+
+def use_bfloat16(mode: str, cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """PREDICTOR_BFLOAT16: "on", "off", or "auto" (on exactly when the CPU has native bfloat16)."""
+    if mode not in ("auto", "on", "off"):
+        raise ValueError(f"bfloat16 mode must be auto, on or off, got {mode!r}")
+    return mode == "on" or (mode == "auto" and cpu_has_bfloat16(cpuinfo))
+
+
+class LocalPredictor(Predictor):
+    """The SavedModel run in-process with tf.saved_model.load: no network hop, one copy per worker.
+
+    With `bfloat16`, TensorFlow's oneDNN auto-mixed-precision rewrite runs the convolutions in
+    bfloat16 (weights and outputs stay float32). Measured on PublicTest with model v2: the same
+    accuracy within 0.03 points, 99.7% identical top-1, 1.4-2x the crops/s on CPUs with native
+    bfloat16 (numbers in the closing note of issue #5). The option is process-wide, so it is set
+    before the model is loaded.
+    """
+
+    def __init__(self, version_dir: Path, bfloat16: bool = False):
         import tensorflow as tf
 
         started = time.perf_counter()
         self.version_dir = Path(version_dir)
         self._tf = tf
+        self.bfloat16 = bfloat16
+        if bfloat16:
+            tf.config.optimizer.set_experimental_options({"auto_mixed_precision_onednn_bfloat16": True})
         self._model = tf.saved_model.load(str(self.version_dir))  # keep a reference: it owns the variables
         self._serve = self._model.signatures[SIGNATURE.signature_name]
         self._check_signature()
-        log.info("loaded %s in %.1fs", self.version_dir, time.perf_counter() - started)
+        log.info(
+            "loaded %s in %.1fs (%s)", self.version_dir, time.perf_counter() - started,
+            "bfloat16 rewrite" if bfloat16 else "float32",
+        )  # fmt: skip
 
     def _check_signature(self) -> None:
         spec = self._serve.structured_input_signature[1][SIGNATURE.input_key]
@@ -79,7 +109,10 @@ class LocalPredictor(Predictor):
 
     def _predict(self, crops: np.ndarray) -> np.ndarray:
         outputs = self._serve(**{SIGNATURE.input_key: self._tf.constant(crops)})
-        return outputs[SIGNATURE.output_key].numpy()
+        probabilities = outputs[SIGNATURE.output_key].numpy()
+        if self.bfloat16:  # a bfloat16 softmax sums to 1 only within ~0.002: restore exact rows
+            probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+        return probabilities
 
     def ready(self) -> bool:
         return True
@@ -202,4 +235,6 @@ def build_predictor(settings: Settings) -> Predictor:
             backoff_s=settings.tfserving_backoff_s,
             max_message_bytes=settings.tfserving_max_message_bytes,
         )
-    return LocalPredictor(resolve_version(settings.model_dir, settings.model_version))
+    return LocalPredictor(
+        resolve_version(settings.model_dir, settings.model_version), bfloat16=use_bfloat16(settings.predictor_bfloat16)
+    )

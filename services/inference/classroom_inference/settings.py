@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     model_dir: Path = Field(default_factory=default_model_dir, description="Folder of numbered SavedModels.")
     model_version: int | None = Field(None, ge=1, description="Pin a version; default: the highest number.")
     model_name: str = SIGNATURE.model_name
+    predictor_bfloat16: Literal["auto", "on", "off"] = Field(
+        "auto", description="local backend: run the model in bfloat16 (auto = where the CPU has native bfloat16)."
+    )
     tfserving_address: str = "127.0.0.1:8500"
     tfserving_timeout_s: float = Field(5.0, gt=0, description="gRPC deadline of one Predict call.")
     tfserving_attempts: int = Field(5, ge=1, description="Tries of a Predict call while TF Serving is UNAVAILABLE.")
@@ -51,6 +54,12 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(600, ge=0, description="Requests per class token per minute; 0 = off.")
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when Redis is down.")
 
+    coalesce_max_batches: int = Field(
+        32,
+        ge=0,
+        description="A job also predicts up to this many other queued batches in the same model call; <=1 = off.",
+    )
+    max_model_batch: int = Field(256, ge=1, description="Most crops in one model call (larger work is split).")
     job_timeout_s: int = Field(60, ge=1, description="Longest one predict job may run before RQ kills it.")
     job_retry_intervals: list[int] = Field(
         default_factory=lambda: [2, 10, 30], description="Seconds before each retry of a failed/abandoned job."

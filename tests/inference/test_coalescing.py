@@ -1,0 +1,93 @@
+"""A job predicts other queued batches in the same model call, and every observation is stored once.
+
+Real Redis, the real ingest transaction and the real job function, called in this process with
+the session's float32 model (the worker process does the same through RQ; see test_api_worker.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from classroom_contract import ObservationBatch, keys, store
+from classroom_inference import jobs
+from classroom_inference.ingest import ingest
+from classroom_inference.queues import inference_queue
+from classroom_inference.settings import Settings
+
+from inference.support import fer_faces, observation
+
+
+@pytest.fixture
+def installed(redis_url, local_predictor):
+    """The job module's predictor and settings, as `classroom-worker` installs them; restored afterwards."""
+    saved = jobs._predictor, jobs._settings
+
+    def install(**overrides) -> Settings:
+        settings = Settings(redis_url=redis_url, **overrides)
+        jobs.use_predictor(local_predictor, settings)
+        return settings
+
+    yield install
+    jobs._predictor, jobs._settings = saved
+
+
+def _queue_batches(redis_client, settings, n: int, crops_each: int = 2):
+    queue = inference_queue(redis_client)
+    faces, metas = {}, []
+    for i in range(n):
+        crops = fer_faces(crops_each, offset=20 + crops_each * i)
+        batch = ObservationBatch(student_id=f"s{i}", observations=[observation(c) for c in crops])
+        outcome = ingest(redis_client, queue, "c1", batch, settings)
+        metas.append(queue.fetch_job(outcome.batch_id).kwargs["meta"])
+        faces.update({str(o.observation_id): c for o, c in zip(batch.observations, crops, strict=True)})
+    return metas, faces
+
+
+def _stored(redis_client, n: int) -> list:
+    return [r for i in range(n) for r in store.student_series(redis_client, "c1", f"s{i}")]
+
+
+def test_one_job_predicts_every_queued_batch_exactly_once(installed, redis_client, local_predictor):
+    settings = installed()
+    metas, faces = _queue_batches(redis_client, settings, n=6)
+    assert redis_client.llen(keys.pending_batches()) == 6
+
+    assert jobs.predict_batch(metas[0]) == 12  # its own 2 crops and the 10 of the five batches queued after it
+    assert redis_client.llen(keys.pending_batches()) == 0
+    assert not redis_client.keys(keys.crops("*"))
+    # the other batches' own jobs still run (RQ does not know): they find the work done and write nothing
+    assert [jobs.predict_batch(m) for m in metas[1:]] == [0] * 5
+    assert jobs.predict_batch(metas[0]) == 0  # a retry of the first job too
+
+    results = _stored(redis_client, 6)
+    assert sorted(r.observation_id for r in results) == sorted(faces)  # each once, none missing
+    ids = [r.observation_id for r in results]
+    expected = local_predictor.predict(np.stack([faces[i] for i in ids]))
+    np.testing.assert_allclose([r.probabilities for r in results], expected, atol=1e-5)
+
+
+def test_batches_predicted_twice_are_stored_once(installed, redis_client):
+    """Two workers that took the same batch (a retried job, a coalescing neighbour) race to commit."""
+    settings = installed(coalesce_max_batches=0)
+    metas, _ = _queue_batches(redis_client, settings, n=1, crops_each=3)
+    work = jobs._load_crops(redis_client, metas)[metas[0]["batch_id"]]
+    probabilities = np.full((3, 7), 1 / 7, np.float32)
+    assert jobs._commit(redis_client, metas[0], work, probabilities, 1.0, settings) == 3
+    assert jobs._commit(redis_client, metas[0], work, probabilities, 2.0, settings) == 0
+    assert len(_stored(redis_client, 1)) == 3
+
+
+def test_coalescing_off_queues_no_metadata_and_predicts_only_its_own_batch(installed, redis_client):
+    settings = installed(coalesce_max_batches=1)
+    metas, _ = _queue_batches(redis_client, settings, n=3)
+    assert not redis_client.exists(keys.pending_batches())
+    assert jobs.predict_batch(metas[1]) == 2
+    assert len(_stored(redis_client, 3)) == 2
+    assert redis_client.exists(keys.crops(metas[0]["batch_id"]), keys.crops(metas[2]["batch_id"])) == 2
+
+
+def test_pending_list_holds_no_pixels(installed, redis_client):
+    settings = installed()
+    _queue_batches(redis_client, settings, n=2)
+    for item in redis_client.lrange(keys.pending_batches(), 0, -1):
+        assert b"crop" not in item and len(item) < 1000  # ids, times and head pose only
