@@ -2,6 +2,7 @@
 
 import gzip
 
+import numpy as np
 import pytest
 from classroom_training.cli import main as train_cli
 from classroom_training.data import DatasetError, class_counts, load_fer2013, parse_csv
@@ -60,3 +61,15 @@ def test_cli_reports_bad_csv_in_one_line_and_exits_2(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "line 2" in err and "\n" not in err
+
+
+def test_soft_targets_blend_the_label_with_the_crowd_votes():
+    from classroom_training.data import soft_targets
+
+    labels = np.array([3, 0])
+    votes = np.array([[0, 0, 0, 6, 0, 2, 2], [0, 0, 0, 0, 0, 0, 0]], np.float32)  # no votes: one-hot kept
+    targets = soft_targets(labels, votes, 0.3)
+    np.testing.assert_allclose(targets[0], [0, 0, 0, 0.7 + 0.18, 0, 0.06, 0.06], atol=1e-6)
+    np.testing.assert_allclose(targets[1], [1, 0, 0, 0, 0, 0, 0])
+    np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=1e-6)
+    assert (targets.argmax(axis=1) == labels).all()  # the FER2013 label keeps the most weight

@@ -69,3 +69,42 @@ def test_export_makes_numbered_versions_with_the_contract_signature(trained_run,
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         serve(crops=tf.constant(crops.astype(np.float32)))  # raw uint8 only: no client-side preprocessing
+
+
+def _ferplus_votes(path, training_rows: int, public_rows: int) -> None:
+    """A fer2013new.csv-shaped file: every Training face voted mostly 'happiness', some 'contempt'."""
+    header = "Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,contempt,unknown,NF"
+    rows = [f"Training,fer{i:07d}.png,1,7,0,0,0,0,0,2,0,0" for i in range(training_rows)]
+    rows += [f"PublicTest,fer{i:07d}.png,10,0,0,0,0,0,0,0,0,0" for i in range(public_rows)]
+    path.write_text("\n".join([header, *rows]) + "\n")
+
+
+def test_warm_restart_with_ferplus_soft_targets(trained_run, tmp_path):
+    """--init-from starts from a trained model's weights; --ferplus-weight blends the crowd votes in."""
+    from classroom_training.data import load_fer2013
+
+    splits = load_fer2013(SAMPLE)
+    votes = tmp_path / "fer2013new.csv"
+    _ferplus_votes(votes, len(splits["Training"]), len(splits["PublicTest"]))
+    run = tmp_path / "warm"
+    args = ["train", *TINY, "--epochs", "1", "--run-dir", str(run), "--learning-rate", "0.0"]
+    args += ["--init-from", str(trained_run / "best.keras"), "--ferplus-weight", "0.3", "--ferplus-votes", str(votes)]
+    assert train_cli(args) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["ferplus_weight"] == 0.3 and config["init_from"].endswith("best.keras")
+    # learning rate 0: the warm-started model is exactly the model it started from
+    import keras
+
+    start = keras.models.load_model(trained_run / "best.keras", compile=False).get_weights()
+    after = keras.models.load_model(run / "best.keras", compile=False).get_weights()
+    assert all(
+        np.array_equal(a, b) for a, b in zip(start, after, strict=True) if a.ndim > 1
+    )  # kernels; BN statistics move
+
+
+def test_ferplus_votes_must_match_the_csv(tmp_path, capsys):
+    votes = tmp_path / "fer2013new.csv"
+    _ferplus_votes(votes, 3, 1)
+    args = ["train", *TINY, "--epochs", "1", "--run-dir", str(tmp_path / "run"), "--ferplus-weight", "0.3"]
+    assert train_cli([*args, "--ferplus-votes", str(votes)]) == 2
+    assert "3 Training rows, but the FER2013 CSV has" in capsys.readouterr().err
