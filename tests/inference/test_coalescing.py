@@ -6,6 +6,8 @@ the session's float32 model (the worker process does the same through RQ; see te
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from classroom_contract import ObservationBatch, keys, store
@@ -13,8 +15,10 @@ from classroom_inference import jobs
 from classroom_inference.ingest import ingest
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
+from procs import wait_until
+from rq.job import Job
 
-from inference.support import fer_faces, observation
+from inference.support import Worker, fer_faces, observation
 
 
 @pytest.fixture
@@ -55,7 +59,12 @@ def test_one_job_predicts_every_queued_batch_exactly_once(installed, redis_clien
     assert jobs.predict_batch(metas[0]) == 12  # its own 2 crops and the 10 of the five batches queued after it
     assert redis_client.llen(keys.pending_batches()) == 0
     assert not redis_client.keys(keys.crops("*"))
-    # the other batches' own jobs still run (RQ does not know): they find the work done and write nothing
+    # the other batches' jobs are withdrawn from the queue (their hashes too); this job was not
+    # dequeued through RQ here, so it is still listed
+    queue = inference_queue(redis_client)
+    assert queue.job_ids == [metas[0]["batch_id"]]
+    assert not any(redis_client.exists(Job.key_for(m["batch_id"])) for m in metas[1:])
+    # a job of theirs that a worker had already taken finds the work done and writes nothing
     assert [jobs.predict_batch(m) for m in metas[1:]] == [0] * 5
     assert jobs.predict_batch(metas[0]) == 0  # a retry of the first job too
 
@@ -91,3 +100,24 @@ def test_pending_list_holds_no_pixels(installed, redis_client):
     _queue_batches(redis_client, settings, n=2)
     for item in redis_client.lrange(keys.pending_batches(), 0, -1):
         assert b"crop" not in item and len(item) < 1000  # ids, times and head pose only
+
+
+@pytest.mark.slow
+def test_worker_process_drains_a_backlog_of_one_crop_requests(redis_url, redis_client, tmp_path):
+    """40 one-crop batches queued while no worker runs (a classroom's requests): a real worker stores
+    each once, in far fewer model calls than jobs, and leaves no job, crop or pending entry behind."""
+    settings = Settings(redis_url=redis_url)
+    metas, faces = _queue_batches(redis_client, settings, n=40, crops_each=1)
+    worker = Worker(tmp_path, redis_url)
+    try:
+        wait_until(lambda: len(_stored(redis_client, 40)) >= 40, timeout=120, what="40 results")
+        queue = inference_queue(redis_client)
+        wait_until(lambda: queue.count == 0 and not queue.started_job_registry.count, timeout=60, what="empty queue")
+        output = worker.proc.output()
+    finally:
+        worker.stop()
+    assert sorted(r.observation_id for r in _stored(redis_client, 40)) == sorted(faces)
+    calls = [int(n) for n in re.findall(r"crops of (\d+) batches in one model call", output)]
+    assert sum(calls) == 40 and len(calls) < 40, f"model calls per batch count: {calls}"
+    assert not queue.failed_job_registry.count
+    assert not redis_client.keys(keys.crops("*")) and not redis_client.exists(keys.pending_batches())

@@ -15,16 +15,28 @@ import numpy as np
 import redis
 from classroom_contract import CROP_SIZE, EMOTIONS, ObservationResult, keys, store
 from rq import get_current_job
+from rq.job import Job
 
 from classroom_inference import metrics
 from classroom_inference.connection import worker_client
 from classroom_inference.predictor import Predictor, build_predictor
+from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: How long a stored batch is remembered, so its own job (run later) knows it is not a loss.
 DONE_MARKER_TTL_S = 600
+
+#: Remove a job from the queue list and delete its hash, only if it was still waiting there (a job
+#: that is running, failed or scheduled for a retry keeps its hash, so RQ's registries stay whole).
+_WITHDRAW_QUEUED_JOB = """
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
 
 _predictor: Predictor | None = None
 _settings: Settings | None = None
@@ -78,7 +90,8 @@ def predict_batch(meta: dict) -> int:
         if observations:
             batch_probabilities = probabilities[offset : offset + len(observations)]
             offset += len(observations)
-            written += _commit(client, m, observations, batch_probabilities, now, settings)
+            own_job = m["batch_id"] == meta["batch_id"]
+            written += _commit(client, m, observations, batch_probabilities, now, settings, own_job)
     own = len(work[meta["batch_id"]])
     log.info(
         "batch %s: %d results (%d crops of %d batches in one model call)",
@@ -132,8 +145,17 @@ def _predict(predictor: Predictor, crops: np.ndarray, max_batch: int) -> np.ndar
     return np.concatenate(parts)
 
 
-def _commit(client, meta: dict, observations, probabilities, now: float, settings: Settings) -> int:
-    """Store one batch's results and delete its crops, in one transaction, unless already done."""
+def _commit(
+    client, meta: dict, observations, probabilities, now: float, settings: Settings, own_job: bool = True
+) -> int:
+    """Store one batch's results and delete its crops, in one transaction, unless already done.
+
+    For another batch's work (not `own_job`) the same transaction also withdraws that batch's RQ
+    job from the queue: left there, it would cost a worker a dequeue and a no-op run, and at a
+    classroom's one-crop requests that per-job cost, not the model, would bound throughput (the
+    soak run saw 17,000 such jobs queued). A job already taken by a worker is not in the list;
+    it runs and finds the batch done.
+    """
     crops_key = keys.crops(meta["batch_id"])
     results = [
         ObservationResult(
@@ -159,8 +181,15 @@ def _commit(client, meta: dict, observations, probabilities, now: float, setting
             store.add_results(pipe, results, settings.result_retention_seconds)
             pipe.delete(crops_key)
             pipe.set(keys.batch_done(meta["batch_id"]), 1, ex=DONE_MARKER_TTL_S)
+            if not own_job:
+                queue_key, job_key = inference_queue(client).key, Job.key_for(meta["batch_id"])
+                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, queue_key, job_key, meta["batch_id"])
             pipe.execute()
         except redis.WatchError:
+            # redis-py raises WatchError for a connection lost while watching too: only a batch whose
+            # crops are gone was stored by another worker; otherwise fail the job so RQ retries it
+            if client.exists(crops_key):
+                raise
             log.info("batch %s: stored by another worker first", meta["batch_id"])
             return 0
     return len(results)
