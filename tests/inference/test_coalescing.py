@@ -6,6 +6,7 @@ the session's float32 model (the worker process does the same through RQ; see te
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -121,3 +122,25 @@ def test_worker_process_drains_a_backlog_of_one_crop_requests(redis_url, redis_c
     assert sum(calls) == 40 and len(calls) < 40, f"model calls per batch count: {calls}"
     assert not queue.failed_job_registry.count
     assert not redis_client.keys(keys.crops("*")) and not redis_client.exists(keys.pending_batches())
+
+
+def test_batches_taken_by_a_failing_job_go_back_to_the_front_of_the_pending_list(redis_url, redis_client):
+    """TF Serving unreachable (a real gRPC channel to a closed port): the job fails for RQ to retry,
+    and the batches it took are handed back at once instead of waiting for their own jobs."""
+    from classroom_inference.predictor import PredictorUnavailable, TFServingPredictor
+    from procs import free_port
+
+    saved = jobs._predictor, jobs._settings
+    settings = Settings(redis_url=redis_url)
+    nowhere = TFServingPredictor(f"127.0.0.1:{free_port()}", timeout_s=1, attempts=1)
+    jobs.use_predictor(nowhere, settings)
+    try:
+        metas, _ = _queue_batches(redis_client, settings, n=4)
+        with pytest.raises(PredictorUnavailable):
+            jobs.predict_batch(metas[0])
+    finally:
+        nowhere.close()
+        jobs._predictor, jobs._settings = saved
+    pending = [json.loads(item)["batch_id"] for item in redis_client.lrange(keys.pending_batches(), 0, -1)]
+    assert pending == [m["batch_id"] for m in metas[1:]]  # oldest first, the failed job's own batch excluded
+    assert redis_client.exists(*[keys.crops(m["batch_id"]) for m in metas]) == 4  # nothing stored, nothing lost

@@ -83,15 +83,21 @@ def predict_batch(meta: dict) -> int:
         return 0
     todo = [(m, o) for m in batches for o in work[m["batch_id"]]]
     crops = np.stack([crop for _, (_, crop) in todo]).reshape(len(todo), CROP_SIZE, CROP_SIZE)
-    probabilities = _predict(predictor, crops, settings.max_model_batch)
-    now, written, offset = time.time(), 0, 0
-    for m in batches:
-        observations = work[m["batch_id"]]
-        if observations:
-            batch_probabilities = probabilities[offset : offset + len(observations)]
-            offset += len(observations)
-            own_job = m["batch_id"] == meta["batch_id"]
-            written += _commit(client, m, observations, batch_probabilities, now, settings, own_job)
+    committed: set[str] = set()
+    try:
+        probabilities = _predict(predictor, crops, settings.max_model_batch)
+        now, written, offset = time.time(), 0, 0
+        for m in batches:
+            observations = work[m["batch_id"]]
+            if observations:
+                batch_probabilities = probabilities[offset : offset + len(observations)]
+                offset += len(observations)
+                own_job = m["batch_id"] == meta["batch_id"]
+                written += _commit(client, m, observations, batch_probabilities, now, settings, own_job)
+                committed.add(m["batch_id"])
+    except Exception:
+        _give_back(client, [m for m in batches[1:] if m["batch_id"] not in committed and work[m["batch_id"]]])
+        raise
     own = len(work[meta["batch_id"]])
     log.info(
         "batch %s: %d results (%d crops of %d batches in one model call)",
@@ -110,6 +116,22 @@ def _take_pending(client: redis.Redis, own_batch_id: str, settings: Settings) ->
     raw = client.lpop(keys.pending_batches(), settings.coalesce_max_batches) or []
     others = [json.loads(item) for item in raw]
     return [m for m in others if m["batch_id"] != own_batch_id]
+
+
+def _give_back(client: redis.Redis, metas: list[dict]) -> None:
+    """Return batches this job took but could not store to the front of the pending list.
+
+    Without this they would wait for their own RQ job, which a retry puts at the back of the queue
+    (the soak run measured 130-166 s for batches taken just as TF Serving went down). Best effort:
+    if Redis itself is gone, their own jobs still do them.
+    """
+    if not metas:
+        return
+    try:
+        client.lpush(keys.pending_batches(), *[json.dumps(m) for m in reversed(metas)])
+        log.info("gave %d taken batches back to the pending list", len(metas))
+    except redis.RedisError as exc:
+        log.warning("could not give %d batches back (%s); their own jobs will do them", len(metas), exc)
 
 
 def _load_crops(client: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, bytes]]]:
