@@ -58,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--model", type=Path, required=True, help="a .keras file")
     report.add_argument("--run-dir", type=Path, help="run folder whose history.csv gives the training curves")
     report.add_argument("--out", type=Path, required=True)
+    report.add_argument("--no-flip-tta", action="store_true", help="the served export is single crop (as export)")
 
     export = sub.add_parser("export", help="export a .keras model as the next SavedModel version")
     export.add_argument("--model", type=Path, required=True)
@@ -121,7 +122,8 @@ def _cmd_train(args) -> int:
 def _cmd_report(args) -> int:
     from classroom_training.report import write_report
 
-    write_report(args.model, args.out, csv_path=args.csv, run_dir=args.run_dir)
+    served = "plain" if args.no_flip_tta else "flip_tta"
+    write_report(args.model, args.out, csv_path=args.csv, run_dir=args.run_dir, served=served)
     return 0
 
 

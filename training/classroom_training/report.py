@@ -86,8 +86,14 @@ def _size_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in files) / 1e6
 
 
-def write_report(model_path: Path, out: Path, csv_path=None, run_dir: Path | None = None) -> dict:
-    """Evaluate `model_path` on PublicTest, write plots and README.md into `out`, return the figures."""
+def write_report(
+    model_path: Path, out: Path, csv_path=None, run_dir: Path | None = None, served: str = "flip_tta"
+) -> dict:
+    """Evaluate `model_path` on PublicTest, write plots and README.md into `out`, return the figures.
+
+    Both variants (single crop, flip TTA) are measured; `served` ("plain" or "flip_tta") names the
+    one exported for serving, whose confusion matrix and per-class table the report shows.
+    """
     out.mkdir(parents=True, exist_ok=True)
     splits = load_fer2013(csv_path)
     test = splits["PublicTest"]
@@ -104,7 +110,9 @@ def write_report(model_path: Path, out: Path, csv_path=None, run_dir: Path | Non
         figures[f"{name}_crops_per_s_b64"] = throughput(predict, batch_size=64)
         log.info("%s: accuracy %.4f macro-F1 %.4f", name, results[name].accuracy, results[name].macro_f1)
     figures["keras_mb"] = _size_mb(model_path)
-    plot_confusion(results["flip_tta"], out / "confusion_matrix.png", "PublicTest, flip TTA (as served)")
+    figures["served"] = served
+    title = "flip TTA" if served == "flip_tta" else "single crop"
+    plot_confusion(results[served], out / "confusion_matrix.png", f"PublicTest, {title} (as served)")
     plot_distribution(splits, out / "class_distribution.png")
     history = (run_dir or model_path.parent) / "history.csv"
     if history.exists():
@@ -116,7 +124,8 @@ def write_report(model_path: Path, out: Path, csv_path=None, run_dir: Path | Non
 
 def _variants_table(figures: dict) -> str:
     lines = ["| variant | accuracy | macro-F1 | crops/s (batch 64) |", "| --- | ---: | ---: | ---: |"]
-    for key, label in (("plain", "single crop"), ("flip_tta", "+ mirrored crop averaged (served)")):
+    for key, label in (("plain", "single crop"), ("flip_tta", "+ mirrored crop averaged")):
+        label += " (served)" if figures["served"] == key else ""
         accuracy, f1, speed = (figures[f"{key}_{k}"] for k in ("accuracy", "macro_f1", "crops_per_s_b64"))
         lines.append(f"| {label} | {accuracy:.4f} | {f1:.4f} | {speed:.0f} |")
     return "\n".join(lines)
@@ -126,7 +135,7 @@ def _markdown(figures: dict, results: dict[str, Metrics], has_history: bool, run
     config = ""
     if run_dir and (run_dir / "config.json").exists():
         config = f"\nTraining configuration:\n\n```json\n{(run_dir / 'config.json').read_text().strip()}\n```\n"
-    served = results["flip_tta"]
+    served = results[figures["served"]]
     return f"""# Evaluation report
 
 Model: `{figures["model"]}` ({figures["parameters"]:,} parameters, {figures["keras_mb"]:.1f} MB as .keras).
