@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,23 +24,22 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def evaluation_rows() -> tuple[np.ndarray, np.ndarray, str]:
-    """PublicTest crops uint8 [n, 48, 48] and labels, and where they came from."""
+def evaluation_rows() -> tuple[np.ndarray, np.ndarray]:
+    """PublicTest crops uint8 [n, 48, 48] and their labels."""
     from classroom_training.data import DEFAULT_CSV, load_fer2013
 
     source = os.environ.get("CLASSROOM_FER2013_CSV") or (DEFAULT_CSV if DEFAULT_CSV.exists() else None)
     source = source or REPO / "data" / "fer2013_sample.csv.gz"
     split = load_fer2013(source)["PublicTest"]
-    return split.images[..., 0], split.labels, str(source)
+    return split.images[..., 0], split.labels
 
 
 def measure(model_dir: str, bfloat16: bool, batch: int, seconds: float, out: str) -> None:
     """Child process: load one SavedModel, time `batch`-sized calls, predict PublicTest, save."""
-    sys.path.insert(0, str(REPO / "services" / "inference"))
     from classroom_inference.predictor import LocalPredictor
 
     predictor = LocalPredictor(Path(model_dir), bfloat16=bfloat16)
-    crops, labels, source = evaluation_rows()
+    crops, labels = evaluation_rows()
     probabilities = np.concatenate([predictor.predict(crops[i : i + 256]) for i in range(0, len(crops), 256)])
     chunk = crops[:batch]
     predictor.predict(chunk)  # warm-up: graph rewrite and oneDNN kernels
@@ -65,8 +65,6 @@ def main() -> int:
         measure(args.child[0], args.child[1] == "1", args.batch, args.seconds, args.child[2])
         return 0
     models = args.model or [str(p) for p in sorted((REPO / "models" / "emotion").glob("[0-9]*")) if p.is_dir()]
-    import tempfile
-
     print(f"{os.cpu_count()} CPUs, batch {args.batch}, {args.seconds:.0f} s per measurement")
     print(f"{'model':<24} {'precision':<9} {'crops/s':>8} {'vs fp32':>8} {'PublicTest':>10} {'same top-1':>10}")
     with tempfile.TemporaryDirectory() as tmp:

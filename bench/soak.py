@@ -85,7 +85,7 @@ from classroom_capture.outbox import Outbox  # noqa: E402
 from classroom_capture.sender import Sender  # noqa: E402
 from classroom_contract import keys, store  # noqa: E402
 from inference.support import fer_faces, service_env  # noqa: E402
-from procs import BIN, PYTHON, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
+from procs import BIN, PYTHON, Proc, free_port, http_ok, redis_ping, start_redis, wait_until  # noqa: E402
 from rq import Queue  # noqa: E402
 from rq.job import Job  # noqa: E402
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry  # noqa: E402
@@ -318,7 +318,7 @@ class Stack:
             self.redis_url, predictor_backend="tfserving", tfserving_address=self.tf_address, **overrides
         )
         self.restarts: list[Restart] = []
-        self.redis = Service("redis", self._spawn_redis, lambda s: _redis_ping(self.redis_port), self.logs)
+        self.redis = Service("redis", self._spawn_redis, lambda s: redis_ping(self.redis_port), self.logs)
         self.tfserving = Service("tfserving", self._spawn_tfserving, lambda s: "serving" in s.proc.output(), self.logs)
         self.api = Service("api", self._spawn_api, lambda s: http_ok(self.api_url + "/healthz"), self.logs)
         self.workers = [
@@ -411,12 +411,6 @@ def hosts_scheduler(worker: Service) -> bool:
     except OSError:
         return False
     return fields[0] != "Z" and int(fields[2]) == worker.proc.popen.pid
-
-
-def _redis_ping(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-        sock.sendall(b"PING\r\n")
-        return sock.recv(16).startswith(b"+PONG")
 
 
 # --- simulated agents ---------------------------------------------------------------------------

@@ -84,11 +84,11 @@ def start_redis(port: int, workdir: Path, extra: Sequence[str] = ()) -> Proc:
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     args += ["--dir", str(workdir), *extra]
     proc = Proc(args, workdir / f"redis-{port}.log")
-    wait_until(lambda: _redis_ping(port), timeout=10, what=f"redis-server on port {port}")
+    wait_until(lambda: redis_ping(port), timeout=10, what=f"redis-server on port {port}")
     return proc
 
 
-def _redis_ping(port: int) -> bool:
+def redis_ping(port: int) -> bool:
     with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
         sock.sendall(b"PING\r\n")
         return sock.recv(16).startswith(b"+PONG")

@@ -27,9 +27,9 @@ def installed(redis_url, local_predictor):
     """The job module's predictor and settings, as `classroom-worker` installs them; restored afterwards."""
     saved = jobs._predictor, jobs._settings
 
-    def install(**overrides) -> Settings:
+    def install(predictor=None, **overrides) -> Settings:
         settings = Settings(redis_url=redis_url, **overrides)
-        jobs.use_predictor(local_predictor, settings)
+        jobs.use_predictor(predictor or local_predictor, settings)
         return settings
 
     yield install
@@ -124,23 +124,20 @@ def test_worker_process_drains_a_backlog_of_one_crop_requests(redis_url, redis_c
     assert not redis_client.keys(keys.crops("*")) and not redis_client.exists(keys.pending_batches())
 
 
-def test_batches_taken_by_a_failing_job_go_back_to_the_front_of_the_pending_list(redis_url, redis_client):
+def test_batches_taken_by_a_failing_job_go_back_to_the_front_of_the_pending_list(installed, redis_client):
     """TF Serving unreachable (a real gRPC channel to a closed port): the job fails for RQ to retry,
     and the batches it took are handed back at once instead of waiting for their own jobs."""
     from classroom_inference.predictor import PredictorUnavailable, TFServingPredictor
     from procs import free_port
 
-    saved = jobs._predictor, jobs._settings
-    settings = Settings(redis_url=redis_url)
     nowhere = TFServingPredictor(f"127.0.0.1:{free_port()}", timeout_s=1, attempts=1)
-    jobs.use_predictor(nowhere, settings)
+    settings = installed(predictor=nowhere)
     try:
         metas, _ = _queue_batches(redis_client, settings, n=4)
         with pytest.raises(PredictorUnavailable):
             jobs.predict_batch(metas[0])
     finally:
         nowhere.close()
-        jobs._predictor, jobs._settings = saved
     pending = [json.loads(item)["batch_id"] for item in redis_client.lrange(keys.pending_batches(), 0, -1)]
     assert pending == [m["batch_id"] for m in metas[1:]]  # oldest first, the failed job's own batch excluded
     assert redis_client.exists(*[keys.crops(m["batch_id"]) for m in metas]) == 4  # nothing stored, nothing lost

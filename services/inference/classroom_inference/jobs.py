@@ -14,19 +14,21 @@ import time
 import numpy as np
 import redis
 from classroom_contract import CROP_SIZE, EMOTIONS, ObservationResult, keys, store
-from rq import get_current_job
+from rq import Queue, get_current_job
 from rq.job import Job
 
 from classroom_inference import metrics
 from classroom_inference.connection import worker_client
 from classroom_inference.predictor import Predictor, build_predictor
-from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
 
 log = logging.getLogger(__name__)
 
 #: How long a stored batch is remembered, so its own job (run later) knows it is not a loss.
 DONE_MARKER_TTL_S = 600
+
+#: The Redis list behind the inference queue (RQ's naming), where queued job ids wait.
+QUEUE_KEY = Queue.redis_queue_namespace_prefix + keys.INFERENCE_QUEUE
 
 #: Remove a job from the queue list and delete its hash, only if it was still waiting there (a job
 #: that is running, failed or scheduled for a retry keeps its hash, so RQ's registries stay whole).
@@ -134,8 +136,8 @@ def _give_back(client: redis.Redis, metas: list[dict]) -> None:
         log.warning("could not give %d batches back (%s); their own jobs will do them", len(metas), exc)
 
 
-def _load_crops(client: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, bytes]]]:
-    """batch id -> [(observation, crop bytes)] for the crops still parked (empty: done or expired)."""
+def _load_crops(client: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, np.ndarray]]]:
+    """batch id -> [(observation, crop pixels)] for the crops still parked (empty: done or expired)."""
     pipe = client.pipeline(transaction=False)
     for m in batches:
         pipe.hgetall(keys.crops(m["batch_id"]))
@@ -204,8 +206,7 @@ def _commit(
             pipe.delete(crops_key)
             pipe.set(keys.batch_done(meta["batch_id"]), 1, ex=DONE_MARKER_TTL_S)
             if not own_job:
-                queue_key, job_key = inference_queue(client).key, Job.key_for(meta["batch_id"])
-                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, queue_key, job_key, meta["batch_id"])
+                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, QUEUE_KEY, Job.key_for(meta["batch_id"]), meta["batch_id"])
             pipe.execute()
         except redis.WatchError:
             # redis-py raises WatchError for a connection lost while watching too: only a batch whose
