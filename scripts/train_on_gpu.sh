@@ -31,7 +31,7 @@ run() {  # run NAME ARGS...: one candidate in the background, its lines tagged w
     local name=$1; shift
     train --out "$DEST/$name" --minutes "$MINUTES" "$@" 2>&1 | sed -u "s/^/[$name] /" >>"$DEST/train.log" &
 }
-CANDIDATES=${CANDIDATES:-warm03 warm06}
+CANDIDATES=${CANDIDATES:-warm03}  # one at a time until a lone run is known to use the GPU
 for name in $CANDIDATES; do
     case $name in
         warm03) run warm03 --init-from .gpu/v3-weights.npz --learning-rate 0.02 --warmup-epochs 1 --ferplus-weight 0.3 ;;
