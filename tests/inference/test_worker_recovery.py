@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 import numpy as np
 import pytest
@@ -102,11 +101,8 @@ def test_failed_job_is_listed_and_requeued_by_classroom_jobs(redis_url, redis_cl
         assert "failed 1" in _jobs_cli(redis_url, "stats").stdout
         assert redis_client.hlen(keys.crops(job_id)) == 2  # the crops wait for a requeue
 
-        server.start()  # back, on the same address: the worker's channel reconnects
-        # ...but only once its gRPC reconnect backoff (at most 5 s, TFServingPredictor's
-        # max_reconnect_backoff_ms, +20% jitter) has run out; a job requeued before that fails again
-        # on UNAVAILABLE (in production RQ's retry intervals cover this window; here there are none)
-        time.sleep(6.5)
+        server.start()  # back, on the same address: the worker's next call dials it at once
+        # (TFServingPredictor replaces a channel that saw UNAVAILABLE, so no reconnect backoff to wait out)
         assert _jobs_cli(redis_url, "requeue").returncode == 2  # nothing named
         requeued = _jobs_cli(redis_url, "requeue", "--all")
         assert requeued.returncode == 0 and f"requeued {job_id}" in requeued.stdout

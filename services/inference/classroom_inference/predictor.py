@@ -151,7 +151,8 @@ class TFServingPredictor(Predictor):
         self._tensor_pb2, self._shape_pb2, self._types_pb2 = tensor_pb2, tensor_shape_pb2, types_pb2
         self.address, self.model_name, self.version = address, model_name, version
         self.timeout_s, self.attempts, self.backoff_s = timeout_s, attempts, backoff_s
-        options = [
+        self._stubs = prediction_service_pb2_grpc.PredictionServiceStub, model_service_pb2_grpc.ModelServiceStub
+        self._options = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.keepalive_time_ms", 30_000),
@@ -160,10 +161,23 @@ class TFServingPredictor(Predictor):
             ("grpc.min_reconnect_backoff_ms", 200),
             ("grpc.max_reconnect_backoff_ms", 5_000),
         ]
-        self._channel = grpc.insecure_channel(address, options=options)
-        self._predict_stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
-        self._status_stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._connect()
         log.info("TF Serving predictor for %s version %s at %s", model_name, version or "latest", address)
+
+    def _connect(self) -> None:
+        """Open a fresh channel. A new channel dials at its first call, with no backoff to wait out."""
+        self._channel = self._grpc.insecure_channel(self.address, options=self._options)
+        self._predict_stub, self._status_stub = (stub(self._channel) for stub in self._stubs)
+
+    def _reconnect(self) -> None:
+        """Replace a channel that saw UNAVAILABLE.
+
+        A gRPC channel whose connection failed fails every call at once until its reconnect
+        backoff (up to 5 s here) runs out, so retries on the same channel could all fail even
+        after TF Serving is back. A new channel tries straight away.
+        """
+        self._channel.close()
+        self._connect()
 
     def _model_spec(self, spec) -> None:
         spec.name = self.model_name
@@ -199,6 +213,7 @@ class TFServingPredictor(Predictor):
                 code = exc.code().name if exc.code() else "UNKNOWN"
                 if code not in self.RETRYABLE:
                     raise
+                self._reconnect()
                 if attempt == self.attempts:
                     raise PredictorUnavailable(f"TF Serving at {self.address}: {code} after {attempt} tries") from exc
                 sleep = delay * random.uniform(0.5, 1.5)
