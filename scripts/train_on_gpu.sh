@@ -22,7 +22,7 @@ train() { python3 -m classroom_training.accelerated train --data /tmp/pack.npz "
 python3 -c "import jax; print('jax sees', jax.devices())" 2>&1 | tail -1
 export KERAS_BACKEND=${KERAS_BACKEND:-jax}
 if [ "${SKIP_SMOKE:-0}" != 1 ] && ! train --out /tmp/smoke --minutes 0.3 --max-epochs 2 --limit 2048; then
-    echo "JAX smoke run failed: falling back to the PyTorch backend"
+    echo "$KERAS_BACKEND smoke run failed: falling back to the PyTorch backend"
     export KERAS_BACKEND=torch
     train --out /tmp/smoke --minutes 0.3 --max-epochs 2 --limit 2048 || exit 1
 fi

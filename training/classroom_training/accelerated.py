@@ -111,13 +111,7 @@ def training_model(base: keras.Model, seed: int) -> keras.Model:
     """`base` behind the same augmentation as `pipeline.training_dataset`, active only in training."""
     raw = keras.Input(shape=models.INPUT_SHAPE, dtype="uint8", name="crops")
     x = layers.Activation("linear", dtype="float32")(raw)
-    for augment in (
-        layers.RandomFlip("horizontal", seed=seed, dtype="float32"),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1, dtype="float32"),
-        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2, dtype="float32"),
-        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3, dtype="float32"),
-        RandomErasing(seed=seed + 4, dtype="float32"),
-    ):
+    for augment in [*models.augmentation_layers(seed, dtype="float32"), RandomErasing(seed=seed + 4, dtype="float32")]:
         x = augment(x)
     return keras.Model(raw, base(ToPixels(dtype="float32")(x)), name="augmented")
 

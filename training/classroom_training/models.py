@@ -19,6 +19,19 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return raw, x
 
 
+def augmentation_layers(seed: int, dtype: str | None = None) -> list[layers.Layer]:
+    """Flip, shift, rotate and zoom: faces in class are off-centre, tilted and at varying distance.
+
+    Shared by the `tf.data` pipeline and the accelerator trainer, which runs them in the train step.
+    """
+    return [
+        layers.RandomFlip("horizontal", seed=seed, dtype=dtype),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1, dtype=dtype),
+        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2, dtype=dtype),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3, dtype=dtype),
+    ]
+
+
 def make_seed_model() -> keras.Model:
     """The first version's network: 4 conv blocks, 2 dense blocks (the ~60% baseline)."""
     raw, x = _inputs()
