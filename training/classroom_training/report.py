@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import platform
+from itertools import pairwise
 from pathlib import Path
 
 import matplotlib
@@ -57,14 +58,24 @@ def plot_history(history_csv: Path, path: Path) -> None:
         left.plot(epochs, [float(r[key]) for r in rows], label=label)
     for key, label in (("loss", "train"), ("val_loss", "PublicTest")):
         right.plot(epochs, [float(r[key]) for r in rows], label=label)
+    _mark_stages(rows, epochs, (left, right))
     left.set(title="accuracy", xlabel="epoch")
-    right.set(title="loss (incl. weight decay)", xlabel="epoch")
+    right.set(title="loss", xlabel="epoch")
     for ax in (left, right):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _mark_stages(rows: list[dict], epochs: list[int], axes) -> None:
+    """A dotted line where a multi-stage run (a `stage` column, e.g. two GPU runs chained) moved on."""
+    for (previous, row), epoch in zip(pairwise(rows), epochs[1:], strict=True):
+        if row.get("stage") != previous.get("stage"):
+            for ax in axes:
+                ax.axvline(epoch - 0.5, color="grey", linestyle=":", linewidth=1)
+                ax.annotate(row["stage"], (epoch, 1), xycoords=("data", "axes fraction"), va="top", fontsize=8)
 
 
 def plot_distribution(splits, path: Path) -> None:

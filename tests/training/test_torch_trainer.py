@@ -1,0 +1,209 @@
+"""The GPU trainer (`torch_trainer`) and its bridge to Keras (`named_weights`, `pack`).
+
+CI has no GPU, so these run PyTorch on the CPU (torch 2.13.0+cpu, pinned in requirements-dev).
+The trainer has no CUDA-only code path: the same functions ran on the H200 that trained model v5.
+What matters most is the bridge: a network trained in PyTorch must predict exactly what the Keras
+model it becomes predicts, or every figure in the report would describe a different model.
+"""
+
+import csv
+
+import keras
+import numpy as np
+import pytest
+import torch
+from classroom_training import cli, models, named_weights, torch_trainer
+from classroom_training.data import FERPLUS_COLUMNS, load_fer2013, soft_targets
+from classroom_training.pack import pack
+from procs import REPO
+
+SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
+SERVED_V5 = REPO / "models" / "emotion" / "5.keras"
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory):
+    """The shipped sample packed with made-up FER+ votes (10 annotators, all for row i % 7)."""
+    folder = tmp_path_factory.mktemp("pack")
+    splits = load_fer2013(SAMPLE)
+    votes_csv = folder / "fer2013new.csv"
+    with votes_csv.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Usage", "Image name", *FERPLUS_COLUMNS, "contempt", "unknown", "NF"])
+        for usage, split in splits.items():
+            for i in range(len(split)):
+                writer.writerow([usage, f"fer{i:07d}.png", *[10 if c == i % 7 else 0 for c in range(7)], 0, 0, 0])
+    return pack(SAMPLE, votes_csv, folder / "pack.npz.xz"), splits
+
+
+def _crops(n: int = 48, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 48, 48, 1), dtype=np.uint8)
+
+
+def _torch_probabilities(net: torch_trainer.DefaultNet, crops: np.ndarray) -> np.ndarray:
+    net.eval()
+    with torch.no_grad():
+        return torch.softmax(net(torch.from_numpy(crops).permute(0, 3, 1, 2).float()), dim=1).numpy()
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_pack_holds_the_training_and_publictest_rows_unchanged(packed):
+    path, splits = packed
+    data = torch_trainer.load_pack(path)
+    np.testing.assert_array_equal(data["train_x"], splits["Training"].images)
+    np.testing.assert_array_equal(data["val_x"], splits["PublicTest"].images)
+    np.testing.assert_array_equal(data["train_y"], splits["Training"].labels)
+    np.testing.assert_array_equal(data["val_y"], splits["PublicTest"].labels)
+    assert data["train_votes"].shape == (len(splits["Training"]), 7)
+    assert data["train_votes"][3, 3] == 10 and data["train_votes"][3].sum() == 10
+
+
+def test_soft_targets_match_the_keras_trainers():
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 7, 50)
+    votes = rng.integers(0, 4, (50, 7)).astype(np.float32)
+    votes[:5] = 0  # rows without usable votes keep their one-hot target
+    for weight in (0.0, 0.3, 1.0):
+        np.testing.assert_allclose(
+            torch_trainer.soft_targets(labels, votes, weight), soft_targets(labels, votes, weight), atol=1e-6
+        )
+
+
+def test_augment_keeps_pixels_and_erases_one_square_per_image():
+    constant = torch.full((32, 1, 48, 48), 200, dtype=torch.uint8)
+    untouched = torch_trainer.augment(constant, erase_probability=0.0)
+    assert untouched.shape == (32, 1, 48, 48)
+    # A flat image stays flat under any flip, shift, rotation or zoom with reflected borders.
+    assert torch.equal(untouched, torch.full_like(untouched, 200.0))
+    erased = torch_trainer.augment(constant, erase_probability=1.0)
+    zeros = (erased == 0).flatten(1).sum(1)
+    # A side of 6..19 px centred anywhere: at least a 3x3 corner, at most 19x19.
+    assert ((zeros >= 9) & (zeros <= 19 * 19)).all(), zeros
+    assert set(erased.unique().tolist()) == {0.0, 200.0}
+    faces = torch.from_numpy(_crops(16).transpose(0, 3, 1, 2).copy())
+    moved = torch_trainer.augment(faces, erase_probability=0.0)
+    assert torch.equal(moved, moved.round()) and moved.min() >= 0 and moved.max() <= 255
+    assert not torch.equal(moved, faces.float())
+
+
+def test_learning_rate_warms_up_then_follows_a_cosine_to_zero():
+    lr = lambda t: torch_trainer.learning_rate(t, budget=100.0, warmup=10.0, peak=0.1)  # noqa: E731
+    assert lr(5.0) == pytest.approx(0.05)
+    assert lr(10.0) == pytest.approx(0.1)
+    assert lr(55.0) == pytest.approx(0.05)
+    assert lr(100.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr(500.0) == pytest.approx(0.0, abs=1e-12)  # past the budget: zero, never negative
+    assert all(lr(t) >= lr(t + 1) for t in range(10, 100))
+
+
+# ---------------------------------------------------------------- the bridge to Keras
+
+
+def test_served_keras_model_and_its_pytorch_twin_predict_the_same():
+    model = keras.models.load_model(SERVED_V5, compile=False)
+    net = torch_trainer.DefaultNet(width=32)
+    torch_trainer.load_keras_arrays(net, named_weights.named_arrays(model))
+    crops = _crops()
+    expected = model.predict(crops, verbose=0)
+    np.testing.assert_allclose(_torch_probabilities(net, crops), expected, atol=1e-5)
+    again = models.make_default_model(width=32)
+    named_weights.load_named_arrays(again, torch_trainer.to_keras_arrays(net))
+    np.testing.assert_allclose(again.predict(crops, verbose=0), expected, atol=1e-6)
+
+
+def test_a_model_saved_before_layers_had_names_keeps_its_predictions():
+    """v1-v4 were saved with Keras' automatic layer names; they are rebuilt, not re-trained."""
+    old = REPO / "models" / "emotion" / "4.keras"
+    saved = keras.models.load_model(old, compile=False)
+    assert "stem_conv" not in [layer.name for layer in saved.layers]
+    renamed = named_weights.default_model_from(old)
+    assert "stage4_shortcut_bn" in [layer.name for layer in renamed.layers]
+    crops = _crops(16, seed=2)
+    np.testing.assert_array_equal(renamed.predict(crops, verbose=0), saved.predict(crops, verbose=0))
+
+
+def test_named_weights_refuse_a_missing_or_misshapen_array():
+    model = models.make_default_model(width=8)
+    arrays = named_weights.named_arrays(model)
+    with pytest.raises(ValueError, match="lacks stage2_bn1/gamma"):
+        named_weights.load_named_arrays(model, {k: v for k, v in arrays.items() if k != "stage2_bn1/gamma"})
+    arrays["probabilities/bias"] = np.zeros(8, np.float32)
+    with pytest.raises(ValueError, match=r"probabilities/bias: shape \(8,\)"):
+        named_weights.load_named_arrays(model, arrays)
+    net = torch_trainer.DefaultNet(width=8)
+    with pytest.raises(ValueError, match="lacks"):
+        torch_trainer.load_keras_arrays(net, {})
+
+
+def test_named_weights_refuse_the_seed_architecture(tmp_path):
+    path = tmp_path / "seed.keras"
+    models.make_seed_model().save(path)
+    with pytest.raises(ValueError, match="'seed' model"):
+        named_weights.default_model_from(path)
+
+
+# ---------------------------------------------------------------- a whole run, then the CLI
+
+
+def test_a_short_run_writes_weights_that_the_keras_cli_imports(packed, tmp_path):
+    path, splits = packed
+    out = tmp_path / "run"
+    best = torch_trainer.train(
+        torch_trainer.parse_args(
+            [
+                "--data",
+                str(path),
+                "--out",
+                str(out),
+                "--minutes",
+                "5",
+                "--max-epochs",
+                "2",
+                "--batch-size",
+                "32",
+                "--width",
+                "8",
+                "--limit",
+                "96",
+                "--float32",
+                "--warmup-minutes",
+                "0.01",
+                "--device",
+                "cpu",
+            ]
+        )  # fmt: skip
+    )
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert 0.0 <= best <= 1.0 and best == pytest.approx(max(float(row["val_accuracy"]) for row in rows))
+    with np.load(out / "best.npz") as npz:
+        assert float(npz["meta/val_accuracy"]) == pytest.approx(best)
+
+    keras_path = tmp_path / "imported.keras"
+    assert (
+        cli.main(["import-weights", "--weights", str(out / "best.npz"), "--width", "8", "--out", str(keras_path)]) == 0
+    )
+    model = keras.models.load_model(keras_path, compile=False)
+    assert model.inputs[0].dtype == "uint8"
+    val = splits["PublicTest"].images
+    probabilities = model.predict(val, verbose=0)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    net = torch_trainer.DefaultNet(width=8)
+    with np.load(out / "best.npz") as npz:
+        torch_trainer.load_keras_arrays(net, dict(npz))
+    np.testing.assert_allclose(_torch_probabilities(net, val), probabilities, atol=1e-5)
+    accuracy = (probabilities.argmax(1) == splits["PublicTest"].labels).mean()
+    assert accuracy == pytest.approx(best, abs=1 / len(val))  # a near-tie may round either way
+
+
+def test_export_weights_then_warm_start_resumes_from_the_same_predictions(tmp_path):
+    start = tmp_path / "v5.npz"
+    assert cli.main(["export-weights", "--model", str(SERVED_V5), "--out", str(start)]) == 0
+    net = torch_trainer.DefaultNet(width=32)
+    with np.load(start) as npz:
+        torch_trainer.load_keras_arrays(net, dict(npz))
+    crops = _crops(8, seed=3)
+    expected = keras.models.load_model(SERVED_V5, compile=False).predict(crops, verbose=0)
+    np.testing.assert_allclose(_torch_probabilities(net, crops), expected, atol=1e-5)
