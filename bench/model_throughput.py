@@ -65,7 +65,7 @@ def main() -> int:
         measure(args.child[0], args.child[1] == "1", args.batch, args.seconds, args.child[2])
         return 0
     models = args.model or [str(p) for p in sorted((REPO / "models" / "emotion").glob("[0-9]*")) if p.is_dir()]
-    from classroom_training.report import machine_description
+    from classroom_training.hardware import machine_description
 
     print(f"{machine_description()}; batch {args.batch}, {args.seconds:.0f} s per measurement")
     print(f"{'model':<24} {'precision':<9} {'crops/s':>8} {'vs fp32':>8} {'PublicTest':>10} {'same top-1':>10}")

@@ -41,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--learning-rate", type=float, default=0.02, help="peak LR of the default recipe")
     train.add_argument("--width", type=int, default=32, help="channels of the default model's first stage")
-    train.add_argument("--float32", action="store_true", help="train in float32 instead of mixed bfloat16")
+    precision = train.add_mutually_exclusive_group()
+    precision.add_argument("--float32", action="store_true", help="train in float32")
+    precision.add_argument("--bfloat16", action="store_true", help="train in mixed bfloat16")
+    # neither: mixed bfloat16 where the CPU does it in hardware (AVX512-BF16, AMX), else float32
     train.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
     train.add_argument("--run-dir", type=Path, required=True, help="checkpoints, history and best.keras go here")
     train.add_argument("--resume", action="store_true", help="continue the unfinished run in --run-dir")
@@ -122,7 +125,7 @@ def _cmd_train(args) -> int:
 
     config = TrainConfig(
         arch=args.arch, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        width=args.width, bfloat16=not args.float32, ferplus_weight=args.ferplus_weight,
+        width=args.width, bfloat16=_train_in_bfloat16(args), ferplus_weight=args.ferplus_weight,
         init_from=str(args.init_from) if args.init_from else None,
     )  # fmt: skip
     if not 0 <= args.ferplus_weight <= 1:
@@ -142,6 +145,17 @@ def _cmd_train(args) -> int:
     log.info("training %s on %d rows, selecting on %d PublicTest rows", config.arch, len(train_split), len(val_split))
     train(config, train_split, val_split, args.run_dir, args.resume, targets)
     return 0
+
+
+def _train_in_bfloat16(args) -> bool:
+    """As asked; by default only where bfloat16 is fast (emulated, it is many times slower)."""
+    from classroom_training.hardware import has_fast_bfloat16, machine_description
+
+    if args.float32 or args.bfloat16:
+        return bool(args.bfloat16)
+    fast = has_fast_bfloat16()
+    log.info("%s: training in %s", machine_description(), "mixed bfloat16" if fast else "float32")
+    return fast
 
 
 def _cmd_report(args) -> int:

@@ -10,8 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
-import platform
 from itertools import pairwise
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from classroom_contract import EMOTIONS  # noqa: E402
 from classroom_training.data import class_counts, load_fer2013  # noqa: E402
 from classroom_training.evaluate import Metrics, compute_metrics, predict_in_batches, throughput  # noqa: E402
 from classroom_training.export import load_float32, serving_function  # noqa: E402
+from classroom_training.hardware import machine_description  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -67,22 +66,6 @@ def plot_history(history_csv: Path, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def machine_description() -> str:
-    """CPU, core count and the vector extensions that decide inference speed here.
-
-    The same graph ran 310 crops/s on an AVX2-only VM and 1,178 on an AVX-512 one, so a
-    throughput figure means little without them.
-    """
-    flags: set[str] = set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        line = next((x for x in cpuinfo.read_text().splitlines() if x.startswith("flags")), "")
-        flags = set(line.split(":", 1)[-1].split())
-    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    found = [flag for flag in wanted if flag in flags] or ["no AVX2"]
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {' '.join(found)}"
 
 
 def _mark_stages(rows: list[dict], epochs: list[int], axes) -> None:
