@@ -2,11 +2,11 @@
 # Train candidates of the default model side by side on a lent GPU machine, in plain PyTorch.
 #
 # Run from the repository root on the GPU machine, with .gpu/ carried there (training/README.md):
-#   .gpu/fer2013-pack.npz.xz  python -m classroom_training.accelerated pack --out .gpu/fer2013-pack.npz.xz
+#   .gpu/fer2013-pack.npz.xz  python -m classroom_training pack --out .gpu/fer2013-pack.npz.xz
 #   .gpu/v4-named.npz         python -m classroom_training export-weights --model models/emotion/4.keras --out .gpu/v4-named.npz
 #   .gpu/stage1.npz           (for re005 only) a first stage's best.npz, brought back and carried again
 # Nothing else is needed there: torch_trainer.py imports only numpy and torch.
-# Each candidate writes best.npz, last.npz and history.csv under $OUT/<name>/; logs go to $OUT/train.log.
+# Each candidate writes best.npz and history.csv under $OUT/<name>/; logs go to $OUT/train.log.
 # Back here: python -m classroom_training import-weights --weights <name>/best.npz --out runs/<name>.keras
 set -u
 MINUTES=${MINUTES:-8}
@@ -36,4 +36,5 @@ for wait_s in 60 180 300; do  # how busy the GPU is, for the record
     sleep "$wait_s" && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader | sed "s/^/[gpu at ~${wait_s}s] /" &
 done
 wait
+rm -f "$DEST"/*/last.npz  # the device tool brings back 8 files at most: best.npz and history.csv per run
 grep -h "first 20\|finished\|Error\|error" "$DEST/train.log"
