@@ -19,19 +19,6 @@ def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
     return raw, x
 
 
-def augmentation_layers(seed: int) -> list[layers.Layer]:
-    """Flip, shift, rotate and zoom: faces in class are off-centre, tilted and at varying distance.
-
-    `torch_trainer.augment` draws from the same ranges on a GPU.
-    """
-    return [
-        layers.RandomFlip("horizontal", seed=seed),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
-        layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2),
-        layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3),
-    ]
-
-
 def make_seed_model() -> keras.Model:
     """The first version's network: 4 conv blocks, 2 dense blocks (the ~60% baseline)."""
     raw, x = _inputs()

@@ -11,8 +11,23 @@ import numpy as np
 import tensorflow as tf
 from classroom_contract import NUM_EMOTIONS
 
-from classroom_training import models
 from classroom_training.data import Split
+
+
+def _augmenter(seed: int) -> keras.Sequential:
+    """Flip, shift, rotate and zoom: faces in class are off-centre, tilted and at varying distance.
+
+    `torch_trainer.augment` draws from the same ranges on a GPU.
+    """
+    return keras.Sequential(
+        [
+            keras.layers.RandomFlip("horizontal", seed=seed),
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 1),
+            keras.layers.RandomRotation(0.05, fill_mode="reflect", seed=seed + 2),
+            keras.layers.RandomZoom((-0.1, 0.1), fill_mode="reflect", seed=seed + 3),
+        ],
+        name="augment",
+    )
 
 
 def _random_erasing(images: tf.Tensor, probability: float = 0.5, max_side: int = 20) -> tf.Tensor:
@@ -32,7 +47,7 @@ def training_dataset(
     split: Split, batch_size: int, seed: int = 1337, targets: np.ndarray | None = None
 ) -> tf.data.Dataset:
     """Shuffled, augmented batches; `targets` (m, 7) replaces the one-hot labels (e.g. FER+ soft labels)."""
-    augment = keras.Sequential(models.augmentation_layers(seed), name="augment")
+    augment = _augmenter(seed)
 
     def _augment(images, labels):
         x = augment(tf.cast(images, tf.float32), training=True)

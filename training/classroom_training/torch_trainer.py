@@ -113,46 +113,45 @@ def _keras_names(net: DefaultNet) -> list[tuple[str, nn.Module]]:
     return pairs + [("probabilities", net.probabilities)]
 
 
-def to_keras_arrays(net: DefaultNet) -> dict[str, np.ndarray]:
-    """Every weight as Keras stores it: conv kernels HWIO, dense kernels (in, out), BN statistics."""
-    arrays = {}
+def _keras_variables(net: DefaultNet) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
+    """(Keras key, the tensor that holds it here, the permutation from PyTorch's layout to Keras')."""
+    variables = []
     for name, module in _keras_names(net):
         if isinstance(module, nn.Conv2d):
-            arrays[f"{name}/kernel"] = module.weight.detach().permute(2, 3, 1, 0)
+            variables.append((f"{name}/kernel", module.weight, (2, 3, 1, 0)))  # OIHW -> HWIO
         elif isinstance(module, nn.BatchNorm2d):
-            arrays[f"{name}/gamma"], arrays[f"{name}/beta"] = module.weight.detach(), module.bias.detach()
-            arrays[f"{name}/moving_mean"], arrays[f"{name}/moving_variance"] = module.running_mean, module.running_var
+            variables += [
+                (f"{name}/gamma", module.weight, None), (f"{name}/beta", module.bias, None),
+                (f"{name}/moving_mean", module.running_mean, None),
+                (f"{name}/moving_variance", module.running_var, None),
+            ]  # fmt: skip
         else:
-            arrays[f"{name}/kernel"], arrays[f"{name}/bias"] = module.weight.detach().T, module.bias.detach()
-    return {key: value.float().cpu().numpy().copy() for key, value in arrays.items()}
+            variables += [(f"{name}/kernel", module.weight, (1, 0)), (f"{name}/bias", module.bias, None)]
+    return variables
+
+
+def to_keras_arrays(net: DefaultNet) -> dict[str, np.ndarray]:
+    """Every weight as Keras stores it: conv kernels HWIO, dense kernels (in, out), BN statistics."""
+    return {
+        key: (tensor.detach().permute(*to_keras) if to_keras else tensor.detach()).float().cpu().numpy().copy()
+        for key, tensor, to_keras in _keras_variables(net)
+    }
 
 
 def load_keras_arrays(net: DefaultNet, arrays: dict[str, np.ndarray]) -> None:
     """The inverse of `to_keras_arrays`: a warm start from a Keras model's weights."""
-    expected = to_keras_arrays(net)
-    missing = sorted(set(expected) - set(arrays))
+    variables = _keras_variables(net)
+    missing = sorted(key for key, _, _ in variables if key not in arrays)
     if missing:
         raise ValueError(f"weights file lacks {len(missing)} arrays, first {missing[0]}")
-    for name, module in _keras_names(net):
-
-        def put(target: torch.Tensor, key: str, *, transpose=None) -> None:
-            value = torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
-            value = value.permute(*transpose) if transpose else value
-            if value.shape != target.shape:
-                raise ValueError(f"{key}: shape {tuple(value.shape)}, the network has {tuple(target.shape)}")
-            with torch.no_grad():
-                target.copy_(value)
-
-        if isinstance(module, nn.Conv2d):
-            put(module.weight, f"{name}/kernel", transpose=(3, 2, 0, 1))
-        elif isinstance(module, nn.BatchNorm2d):
-            put(module.weight, f"{name}/gamma")
-            put(module.bias, f"{name}/beta")
-            put(module.running_mean, f"{name}/moving_mean")
-            put(module.running_var, f"{name}/moving_variance")
-        else:
-            put(module.weight, f"{name}/kernel", transpose=(1, 0))
-            put(module.bias, f"{name}/bias")
+    for key, target, to_keras in variables:
+        value = torch.from_numpy(np.asarray(arrays[key], dtype=np.float32))
+        if to_keras:
+            value = value.permute(*(int(axis) for axis in np.argsort(to_keras)))
+        if value.shape != target.shape:
+            raise ValueError(f"{key}: shape {tuple(value.shape)}, the network has {tuple(target.shape)}")
+        with torch.no_grad():
+            target.copy_(value)
 
 
 # ---------------------------------------------------------------- data and augmentation
@@ -176,7 +175,7 @@ def soft_targets(labels: np.ndarray, votes: np.ndarray, ferplus_weight: float) -
 def augment(pixels: torch.Tensor, erase_probability: float = 0.5) -> torch.Tensor:
     """Flip, shift, rotate and zoom in one affine resample (reflected borders), round, then erase.
 
-    The ranges are those of `models.augmentation_layers` and `pipeline._random_erasing`; one
+    The ranges are those of `pipeline._augmenter` and `pipeline._random_erasing`; one
     bilinear resample instead of Keras' three keeps the crops sharper.
     """
     batch, device = pixels.shape[0], pixels.device
