@@ -22,20 +22,21 @@ DEST=${OUT:-runs/distill-out}
 WORK=${WORK:-/tmp/distill}
 PACK=${PACK:-.gpu/fer2013-pack6.npz.xz}
 V5=${V5:-.gpu/v5-named.npz}
-TEACHERS=${TEACHERS:-default-w64 plain-w48-d2}
+TEACHERS=${TEACHERS:-default-w64 default-w48}
 STUDENTS=${STUDENTS:-separable-w32-d1 separable-w48-d1 plain-w16-d1 separable-w32-d2}
 A_MINUTES=${A_MINUTES:-3.3}
 B_MINUTES=${B_MINUTES:-4.1}
 A_LR=${A_LR:-0.05}
-B_LR=${B_LR:-0.05}
+PREWARM=${PREWARM:-1}
+B_LR=${B_LR:-$([ "$PREWARM" = 1 ] && echo 0.02 || echo 0.05)}
 BATCH=${BATCH:-128}
 ALPHA=${ALPHA:-0.7}
 TEMPERATURE=${TEMPERATURE:-4}
 KILL_SLACK_S=${KILL_SLACK_S:-25}
 EXTRA=${EXTRA:-}
 if [ "${SMOKE:-0}" = 1 ]; then  # a CPU rehearsal of the whole call: same commands, tiny everything
-    A_MINUTES=${SMOKE_MINUTES:-0.15} B_MINUTES=${SMOKE_MINUTES:-0.15} KILL_SLACK_S=60
-    EXTRA="--limit 256 --val-limit 256 --max-epochs 2 --batch-size 64 --float32 --device cpu --warmup-minutes 0.01"
+    A_MINUTES=${SMOKE_MINUTES:-0.15} B_MINUTES=${SMOKE_MINUTES:-0.15} KILL_SLACK_S=${SMOKE_KILL_SLACK_S:-150}
+    EXTRA="--limit 128 --val-limit 256 --max-epochs 2 --batch-size 64 --float32 --device cpu --warmup-minutes 0.01"
 fi
 mkdir -p "$DEST" "$WORK"
 LOG=$DEST/train.log
@@ -53,9 +54,11 @@ data = torch_trainer.load_pack(sys.argv[1])
 np.savez(sys.argv[2], **data)
 print("torch", torch.__version__, "cuda", torch.cuda.is_available(), {k: v.shape for k, v in data.items()})
 EOF
+samplers=()
 for wait_s in 60 200 380; do  # how busy the GPU is, for the record
     (sleep "$wait_s" && nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null |
-        sed "s/^/[gpu at ~${wait_s}s] /" >>"$LOG") &
+        sed "s/^/[gpu at ~${wait_s}s] /" >>"$LOG") >/dev/null 2>&1 &
+    samplers+=($!)
 done
 
 phase() {  # phase TAG OUT MINUTES ARGS...: one trainer process, killed KILL_SLACK_S after its budget
@@ -67,12 +70,29 @@ phase() {  # phase TAG OUT MINUTES ARGS...: one trainer process, killed KILL_SLA
     say "phase $tag ended (exit ${PIPESTATUS[0]})"
 }
 
-# Phase A: the teachers. One net writes straight into --out, several into --out/<spec>/.
-teacher_args=()
-for spec in $TEACHERS; do teacher_args+=(--net "$spec"); done
-set -- $TEACHERS
-if [ $# -eq 1 ]; then a_out=$WORK/runs/$1; else a_out=$WORK/runs; fi
-[ $# -gt 0 ] && phase A "$a_out" "$A_MINUTES" "${teacher_args[@]}" --learning-rate "$A_LR" --ferplus-weight 0.3
+nets_out() {  # nets_out DIR SPECS...: where the trainer writes (one net: DIR/<spec>, several: DIR/<spec> too)
+    local dir=$1; shift
+    if [ $# -eq 1 ]; then echo "$dir/$1"; else echo "$dir"; fi
+}
+net_args() { for spec in "$@"; do printf -- '--net\n%s\n' "$spec"; done; }
+mapfile -t teacher_nets < <(net_args $TEACHERS)
+mapfile -t student_nets < <(net_args $STUDENTS)
+
+# Phase A: the teachers from scratch and, beside them (PREWARM=1), the students distilling from v5
+# alone; two processes sharing the GPU. Phase B then restarts the students from their phase-A best.
+phase_a=()
+if [ -n "$TEACHERS" ]; then
+    phase A "$(nets_out "$WORK/runs" $TEACHERS)" "$A_MINUTES" "${teacher_nets[@]}" --learning-rate "$A_LR" \
+        --ferplus-weight 0.3 &
+    phase_a=($!)
+fi
+if [ "$PREWARM" = 1 ]; then
+    phase A-students "$(nets_out "$WORK/pre" $STUDENTS)" "$A_MINUTES" "${student_nets[@]}" \
+        --teacher "default-w32=$V5" --learning-rate "$A_LR" --ferplus-weight 0.3 --alpha "$ALPHA" \
+        --temperature "$TEMPERATURE" --seed 2 &
+    phase_a+=($!)
+fi
+[ ${#phase_a[@]} -gt 0 ] && wait "${phase_a[@]}"
 
 # Phase B: the students, distilling from v5 and every teacher that left a best.npz.
 ensemble=(--teacher "default-w32=$V5")
@@ -80,12 +100,13 @@ for spec in $TEACHERS; do
     if [ -f "$WORK/runs/$spec/best.npz" ]; then ensemble+=(--teacher "$spec=$WORK/runs/$spec/best.npz")
     else say "teacher $spec left no best.npz: not in the ensemble"; fi
 done
-student_args=()
-for spec in $STUDENTS; do student_args+=(--net "$spec"); done
-set -- $STUDENTS
-if [ $# -eq 1 ]; then b_out=$WORK/runs/$1; else b_out=$WORK/runs; fi
-phase B "$b_out" "$B_MINUTES" "${student_args[@]}" "${ensemble[@]}" --learning-rate "$B_LR" \
-    --ferplus-weight 0.3 --alpha "$ALPHA" --temperature "$TEMPERATURE"
+warm=()
+[ "$PREWARM" = 1 ] && warm=(--init-dir "$WORK/pre" --warmup-minutes 0.1)
+phase B "$(nets_out "$WORK/runs" $STUDENTS)" "$B_MINUTES" "${student_nets[@]}" "${ensemble[@]}" "${warm[@]}" \
+    --learning-rate "$B_LR" --ferplus-weight 0.3 --alpha "$ALPHA" --temperature "$TEMPERATURE"
+for spec in $STUDENTS; do  # phase A's curves come back too (runs/<spec>/history-prewarm.csv)
+    [ -f "$WORK/pre/$spec/history.csv" ] && cp "$WORK/pre/$spec/history.csv" "$WORK/runs/$spec/history-prewarm.csv"
+done
 
 # What comes back: summary.json, train.log and runs.tar in 15 MiB parts (the device tool takes 8 files).
 python3 - "$WORK/runs" "$LOG" "$DEST/summary.json" <<'EOF' 2>&1 | tee -a "$LOG"
@@ -111,5 +132,6 @@ print(json.dumps(summary, indent=1))
 EOF
 tar -cf "$WORK/runs.tar" -C "$WORK/runs" $(cd "$WORK/runs" && ls -d */ 2>/dev/null) &&
     split -b 15M -d "$WORK/runs.tar" "$DEST/runs.tar.part"
+kill "${samplers[@]}" 2>/dev/null
 say "done: $(ls "$DEST" | tr '\n' ' ')"
 grep -h "teacher\|first 20\|finished\|Error\|error\|Killed" "$LOG" | tail -40

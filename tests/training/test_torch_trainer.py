@@ -271,7 +271,7 @@ def test_distillation_loss_blends_the_teacher_and_the_targets():
     assert got == pytest.approx(0.7 * 4 * kl.item() + 0.3 * hard.item(), rel=1e-5)
 
 
-def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_keras(packed, tmp_path):
+def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_keras(packed, tmp_path, caplog):
     path, splits = packed
     teacher = tmp_path / "teacher.npz"
     np.savez(teacher, **named_weights.named_arrays(_randomised(models.make_default_model(width=8))))
@@ -291,6 +291,14 @@ def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_ker
         probabilities = model.predict(splits["PublicTest"].images, verbose=0)
         keras_accuracy = (probabilities.argmax(1) == splits["PublicTest"].labels).mean()
         assert keras_accuracy == pytest.approx(accuracy, abs=1 / len(probabilities))
+    # A second phase warm-starts each net from its own best.npz (--init-dir), as the GPU script does.
+    caplog.set_level("INFO", logger="classroom_training.torch_trainer")
+    again = [*args[:3], str(tmp_path / "again"), *args[4:7], "0", *args[8:], "--init-dir", str(out)]
+    assert again[6:8] == ["--max-epochs", "0"]
+    torch_trainer.train_many(torch_trainer.parse_args(again))
+    for spec, accuracy in best.items():
+        line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{spec}: warm start"))
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(accuracy, abs=1e-4), line
 
 
 def test_a_compact_pack_keeps_publictest_exact_and_training_within_its_bits(packed, tmp_path):

@@ -447,8 +447,12 @@ class Run:
         self.net = build_net(spec).to(device)
         if device.type == "cuda":
             self.net = self.net.to(memory_format=torch.channels_last)
-        if args.init_from:
-            with np.load(args.init_from) as npz:
+        self.init_from = args.init_from or (args.init_dir / spec / "best.npz" if args.init_dir else None)
+        if self.init_from and not Path(self.init_from).exists() and not args.init_from:
+            log.warning("%s: no %s, starting from scratch", spec, self.init_from)
+            self.init_from = None
+        if self.init_from:
+            with np.load(self.init_from) as npz:
                 load_keras_arrays(self.net, {k: npz[k] for k in npz.files if not k.startswith("meta/")})
         self.optimizer = _optimizer(self.net, args.learning_rate)
         out.mkdir(parents=True, exist_ok=True)
@@ -496,9 +500,9 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
                  score(torch.stack(each).mean(0), val_y)[1], args.alpha, args.temperature)  # fmt: skip
     runs = _runs(args, device)
     for run in runs:
-        if args.init_from:
+        if run.init_from:
             log.info(
-                "%s: warm start from %s: PublicTest %.4f", run.spec, args.init_from, evaluate(run.net, val_x, val_y)[1]
+                "%s: warm start from %s: PublicTest %.4f", run.spec, run.init_from, evaluate(run.net, val_x, val_y)[1]
             )
         log.info("%s: %d parameters", run.spec, sum(p.numel() for p in run.net.parameters()))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
@@ -589,6 +593,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save-last", action="store_true", help="also write last.npz (the last epoch's weights)")
     parser.add_argument("--ferplus-weight", type=float, default=0.3)
     parser.add_argument("--init-from", type=Path, help="Keras-named weights (.npz) to start from")
+    parser.add_argument("--init-dir", type=Path, help="warm-start each --net from <dir>/<spec>/best.npz if there")
     parser.add_argument("--float32", dest="bfloat16", action="store_false", help="no bfloat16 autocast")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
     parser.add_argument("--seed", type=int, default=1337)
