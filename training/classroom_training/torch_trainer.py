@@ -390,7 +390,8 @@ def _load_net(spec: str, path: Path, device: torch.device) -> nn.Module:
     net = build_net(spec)
     with np.load(path) as npz:
         load_keras_arrays(net, {k: npz[k] for k in npz.files if not k.startswith("meta/")})
-    return net.to(device).eval()
+    net = net.to(device)
+    return (net.to(memory_format=torch.channels_last) if device.type == "cuda" else net).eval()
 
 
 def load_teachers(specs: list[str], device: torch.device) -> list[tuple[str, nn.Module]]:
