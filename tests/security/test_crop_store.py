@@ -1,0 +1,194 @@
+"""Issue #14, finding 1: no crop pixels are recoverable from any file on disk.
+
+Real processes on loopback: a main Redis with AOF (appendfsync always) AND RDB snapshots on, in its
+own temp dir, as production runs it; the crop store, a second redis-server with persistence off;
+`classroom-api` and a `classroom-worker` (local SavedModel) at DEBUG. Crops with a distinctive
+2,304-byte pattern go through the API, wait in the queue (an RDB snapshot is taken then), are
+predicted, and then Redis is made to write everything it has (BGSAVE, BGREWRITEAOF). Every file in
+both Redis data dirs and every process log is then scanned for the pattern, for long slices of
+it and for its base64 form (the wire encoding).
+
+Also: crops still queued when the crop store restarts are not lost - each observation is stored
+with presence and head pose and emotion None; and the services refuse a crop store that persists.
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import redis
+from classroom_contract import CROP_SIZE, store
+from inference.support import Api, Worker, observation, post, service_env
+from procs import BIN, Proc, free_port, start_redis, wait_until
+
+pytestmark = pytest.mark.slow
+
+#: A crop no camera would produce: a 2,304-byte (48x48) pattern of period 251 (prime, so no
+#: shorter repeat lines up with Redis's encodings), distinct from any FER2013 face.
+PATTERN = bytes((i * 97 + 13) % 251 for i in range(CROP_SIZE * CROP_SIZE))
+
+
+def _needles(raw: bytes) -> dict[str, bytes]:
+    """The whole crop, three 64-byte slices of it, and slices of its base64 (the JSON wire form)."""
+    encoded = base64.b64encode(raw)
+    needles = {"whole crop": raw}
+    needles.update({f"pixels[{i}:{i + 64}]": raw[i : i + 64] for i in (0, 1000, 2240)})
+    needles.update({f"base64[{i}:{i + 88}]": encoded[i : i + 88] for i in (0, 400, 2000)})
+    return needles
+
+
+def _files(*folders: Path) -> list[Path]:
+    return [path for folder in folders for path in folder.rglob("*") if path.is_file()]
+
+
+def _wait_persisted(client: redis.Redis) -> None:
+    """Until no BGSAVE / AOF rewrite runs (both were started before)."""
+
+    def idle() -> bool:
+        info = client.info("persistence")
+        return not info["rdb_bgsave_in_progress"] and not info["aof_rewrite_in_progress"]
+
+    wait_until(idle, timeout=30, what="Redis to finish writing its files")
+
+
+@pytest.fixture
+def deployment(tmp_path):
+    """A persisting main Redis, the crop store, the API; `start_worker()` adds the worker later."""
+    main_dir, crop_dir, logs = tmp_path / "redis-main", tmp_path / "crop-store", tmp_path / "logs"
+    for folder in (main_dir, crop_dir, logs):
+        folder.mkdir()
+    persist = ["--appendonly", "yes", "--appendfsync", "always", "--save", "1 1"]
+    main_port, crop_port = free_port(), free_port()
+    procs = [start_redis(main_port, main_dir, extra=persist), start_redis(crop_port, crop_dir)]
+    urls = {"redis_url": f"redis://127.0.0.1:{main_port}/0", "crop_store_url": f"redis://127.0.0.1:{crop_port}/0"}
+    env = {"log_level": "DEBUG", "crop_store_url": urls["crop_store_url"]}
+    api = Api(logs, urls["redis_url"], **env)
+    procs.append(api.proc)
+    client = redis.Redis.from_url(urls["redis_url"])
+    class_id, token = f"disk-{secrets.token_hex(3)}", secrets.token_urlsafe(32)
+    store.register_class(client, class_id, "Class", "teacher", token)
+
+    def start_worker():
+        worker = Worker(logs, urls["redis_url"], **env)
+        procs.append(worker.proc)
+        return worker
+
+    yield {
+        "api": api,
+        "client": client,
+        "class_id": class_id,
+        "token": token,
+        "dirs": (main_dir, crop_dir, logs),
+        "procs": procs,
+        "start_worker": start_worker,
+        "crop_port": crop_port,
+        "crop_dir": crop_dir,
+        **urls,
+    }
+    client.close()
+    for proc in reversed(procs):
+        proc.stop()
+
+
+def test_no_crop_pixels_reach_any_file_on_disk(deployment):
+    client, class_id, token = deployment["client"], deployment["class_id"], deployment["token"]
+    url = deployment["api"].url + "/v1/observations"
+    crop = np.frombuffer(PATTERN, np.uint8).reshape(CROP_SIZE, CROP_SIZE)
+    batches = [{"student_id": f"s{i}", "observations": [observation(crop) for _ in range(3)]} for i in range(4)]
+    for batch in batches:
+        assert post(url, batch, token).body == {"accepted": 3, "duplicates": 0}
+    # queued, not predicted yet: an RDB snapshot now would catch crops kept in the main Redis
+    client.bgsave()
+    _wait_persisted(client)
+
+    deployment["start_worker"]()
+    wait_until(
+        lambda: (
+            sum(len([r for r in store.student_series(client, class_id, f"s{i}") if r.emotion]) for i in range(4)) == 12
+        ),
+        timeout=120,
+        interval=0.3,
+        what="the worker to predict the twelve pattern crops",
+    )
+    client.bgrewriteaof()
+    _wait_persisted(client)
+    client.bgsave()
+    _wait_persisted(client)
+    time.sleep(0.5)  # let the processes flush their last log lines
+
+    files = _files(*deployment["dirs"])
+    assert any("appendonly" in f.name for f in files) and any(f.suffix == ".rdb" for f in files), (
+        f"the main Redis wrote no AOF or RDB, so the scan would prove nothing: {[f.name for f in files]}"
+    )
+    assert any(b"POST /v1/observations" in f.read_bytes() for f in files), "no API access log was scanned"
+    for path in files:
+        content = path.read_bytes()
+        for name, needle in _needles(PATTERN).items():
+            assert needle not in content, f"{name} of a crop found in {path.relative_to(path.parents[1])}"
+
+
+def test_crops_queued_when_the_crop_store_restarts_are_stored_without_emotion(deployment):
+    client, class_id, token = deployment["client"], deployment["class_id"], deployment["token"]
+    url = deployment["api"].url + "/v1/observations"
+    crop = np.frombuffer(PATTERN, np.uint8).reshape(CROP_SIZE, CROP_SIZE)
+    sent = [observation(crop, head_yaw=10.0 * i, head_pitch=-5.0) for i in range(5)]
+    assert post(url, {"student_id": "lost", "observations": sent}, token).body == {"accepted": 5, "duplicates": 0}
+
+    crop_store = next(p for p in deployment["procs"] if f"redis-{deployment['crop_port']}" in p.log_path.name)
+    crop_store.stop()  # the crop store goes down and comes back empty (memory only)
+    deployment["procs"].append(start_redis(deployment["crop_port"], deployment["crop_dir"]))
+
+    worker = deployment["start_worker"]()
+    wait_until(
+        lambda: len(store.student_series(client, class_id, "lost")) == 5,
+        timeout=120,
+        interval=0.3,
+        what="the five observations whose crops were lost to be stored",
+    )
+    results = {r.observation_id: r for r in store.student_series(client, class_id, "lost")}
+    for i, o in enumerate(sent):
+        result = results[o["observation_id"]]
+        assert result.emotion is None and result.probabilities is None, result
+        assert result.face_count == 1 and result.head_yaw == 10.0 * i and result.head_pitch == -5.0
+    assert store.latest_results(client, class_id)["lost"].emotion is None
+    assert "5 crops gone from the crop store; stored without emotion" in worker.proc.output()
+    # and a resend is still a duplicate: stored once, not twice
+    assert post(url, {"student_id": "lost", "observations": sent}, token).body == {"accepted": 0, "duplicates": 5}
+    assert len(store.student_series(client, class_id, "lost")) == 5
+
+
+@pytest.mark.parametrize("program", ["classroom-api", "classroom-worker"])
+def test_services_refuse_a_crop_store_that_persists(tmp_path, redis_url, program):
+    crop_port = free_port()
+    persisting = start_redis(crop_port, tmp_path, extra=["--appendonly", "yes"])
+    crop_store_url = f"redis://127.0.0.1:{crop_port}/0"
+    try:
+        env = service_env(redis_url, crop_store_url=crop_store_url, api_port=free_port())
+        refused = Proc([str(BIN / program)], tmp_path / f"{program}.log", env=env)
+        try:
+            refused.popen.wait(90)
+        finally:
+            refused.stop()
+        output = refused.log_path.read_text()
+        assert refused.popen.returncode == 2, output
+        assert "refusing to start" in output and "appendonly is yes" in output
+        assert "CROP_STORE_ALLOW_PERSISTENCE=1" in output
+
+        env["CROP_STORE_ALLOW_PERSISTENCE"] = "1"  # the documented override: starts, with a warning
+        allowed = Proc([str(BIN / program)], tmp_path / f"{program}-allowed.log", env=env)
+        try:
+            wait_until(
+                lambda: "Starting anyway: CROP_STORE_ALLOW_PERSISTENCE is set" in allowed.output(),
+                timeout=90,
+                what=f"{program} to start with the override",
+            )
+            assert allowed.alive(), allowed.output()
+        finally:
+            allowed.stop()
+    finally:
+        persisting.stop()
