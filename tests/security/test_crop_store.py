@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import redis
 from classroom_contract import CROP_SIZE, store
-from inference.support import Api, Worker, observation, post, service_env
+from inference.support import Api, Worker, get, observation, post, service_env
 from procs import BIN, Proc, free_port, start_redis, wait_until
 
 pytestmark = pytest.mark.slow
@@ -157,25 +157,30 @@ def test_crops_queued_when_the_crop_store_restarts_are_stored_without_emotion(de
 
     crop_store = next(p for p in deployment["procs"] if f"redis-{deployment['crop_port']}" in p.log_path.name)
     crop_store.stop()  # the crop store goes down and comes back empty (memory only)
+    ready = get(deployment["api"].url + "/readyz")
+    assert ready.status == 503 and ready.body["crop_store"] is False and ready.body["redis"] is True
+    during = [observation(crop)]  # sent while it is down: refused, nothing committed, resent later
+    assert post(url, {"student_id": "lost", "observations": during}, token).status == 503
     deployment["procs"].append(start_redis(deployment["crop_port"], deployment["crop_dir"]))
+    assert post(url, {"student_id": "lost", "observations": during}, token).body == {"accepted": 1, "duplicates": 0}
 
     worker = deployment["start_worker"]()
     wait_until(
-        lambda: len(store.student_series(client, class_id, "lost")) == 5,
+        lambda: len(store.student_series(client, class_id, "lost")) == 6,
         timeout=120,
         interval=0.3,
-        what="the five observations whose crops were lost to be stored",
+        what="the five observations whose crops were lost, and the one resent, to be stored",
     )
     results = {r.observation_id: r for r in store.student_series(client, class_id, "lost")}
     for i, o in enumerate(sent):
         result = results[o["observation_id"]]
         assert result.emotion is None and result.probabilities is None, result
         assert result.face_count == 1 and result.head_yaw == 10.0 * i and result.head_pitch == -5.0
-    assert store.latest_results(client, class_id)["lost"].emotion is None
+    assert results[during[0]["observation_id"]].emotion  # its crop arrived after the restart
     assert "5 crops gone from the crop store; stored without emotion" in worker.proc.output()
     # and a resend is still a duplicate: stored once, not twice
     assert post(url, {"student_id": "lost", "observations": sent}, token).body == {"accepted": 0, "duplicates": 5}
-    assert len(store.student_series(client, class_id, "lost")) == 5
+    assert len(store.student_series(client, class_id, "lost")) == 6
 
 
 @pytest.mark.parametrize("program", ["classroom-api", "classroom-worker"])
