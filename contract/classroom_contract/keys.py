@@ -80,6 +80,11 @@ def class_trim_lock(class_id: str) -> str:
     return f"{PREFIX}:class:{class_id}:trimmed"
 
 
+def result_classes() -> str:
+    """Set of the class ids that have stored results: what the retention sweep visits."""
+    return f"{PREFIX}:result-classes"
+
+
 def retention_sweep_lock() -> str:
     """Short-lived lock: one worker swept every class to the retention window recently."""
     return f"{PREFIX}:retention-sweep"

@@ -95,6 +95,7 @@ def add_results(pipe, results: list[ObservationResult], retention_seconds: float
     for class_id, student_id, body, captured_at in _newest_per_student(results):
         pipe.eval(_SET_IF_NEWER, 1, keys.class_latest(class_id), student_id, body, repr(captured_at))
     for class_id in sorted({r.class_id for r in results}):
+        pipe.sadd(keys.result_classes(), class_id)
         _queue_trim(pipe, class_id, horizon, TRIM_INTERVAL_S)
 
 
@@ -228,19 +229,54 @@ def trim_class(client, class_id: str, retention_seconds: float) -> int:
 
 
 def classes_with_results(client) -> list[str]:
-    """Ids of the classes that have a latest hash, a student set or an event stream."""
-    found = set()
-    for view in ("latest", "students", "events"):
-        pattern = keys.class_latest("*") if view == "latest" else f"{keys.PREFIX}:class:*:{view}"
-        for key in client.scan_iter(match=pattern, count=1000):
-            found.add(_text(key)[len(f"{keys.PREFIX}:class:") : -len(view) - 1])
-    return sorted(found)
+    """Ids of the classes that have results: the `result_classes` set every write adds to.
+
+    The first call on a Redis (results may predate that set) also SCANs once for the classes with
+    a latest hash, a student set or an event stream and adds them; a marker key remembers it.
+    """
+    scanned = f"{keys.result_classes()}:scanned"
+    if not client.exists(scanned):
+        found = set()
+        for view in ("latest", "students", "events"):
+            for key in client.scan_iter(match=f"{keys.PREFIX}:class:*:{view}", count=1000):
+                found.add(_text(key)[len(f"{keys.PREFIX}:class:") : -len(view) - 1])
+        if found:
+            client.sadd(keys.result_classes(), *found)
+        client.set(scanned, 1)
+    return sorted(_text(m) for m in client.smembers(keys.result_classes()))
 
 
 def sweep_retention(client, retention_seconds: float) -> int:
     """Trim every class to the retention window, also the quiet ones nobody writes to any more.
 
     Run periodically by the inference workers (`classroom_inference.retention`), so every
-    deployment that processes observations also expires them.
+    deployment that processes observations also expires them. A class left with nothing is
+    dropped from `result_classes` (its next write adds it again).
     """
-    return sum(trim_class(client, class_id, retention_seconds) for class_id in classes_with_results(client))
+    removed = 0
+    for class_id in classes_with_results(client):
+        removed += trim_class(client, class_id, retention_seconds)
+        _forget_if_empty(client, class_id)
+    return removed
+
+
+#: SREM a class from result_classes when it has no latest hash, student set or stream left (atomic,
+#: so a result written at the same moment keeps it listed).
+_FORGET_IF_EMPTY = """
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
+  return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def _forget_if_empty(client, class_id: str) -> None:
+    client.eval(
+        _FORGET_IF_EMPTY,
+        4,
+        keys.result_classes(),
+        keys.class_latest(class_id),
+        keys.class_students(class_id),
+        keys.class_events(class_id),
+        class_id,
+    )
