@@ -213,3 +213,28 @@ def test_services_refuse_a_crop_store_that_persists(tmp_path, redis_url, program
             allowed.stop()
     finally:
         persisting.stop()
+
+
+def test_persistence_check_fails_closed_where_config_is_disabled(tmp_path):
+    """A managed Redis may disable CONFIG: the RDB schedule cannot be read, so it counts as persisting."""
+    from classroom_inference.cropstore import CropStorePersists, check_crop_store, persistence
+    from classroom_inference.settings import Settings
+
+    port = free_port()
+    hidden = start_redis(port, tmp_path, extra=["--rename-command", "CONFIG", ""])
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert persistence(client) == ["CONFIG GET is not allowed, so the RDB `save` schedule cannot be checked"]
+        with pytest.raises(CropStorePersists, match="CROP_STORE_ALLOW_PERSISTENCE=1"):
+            check_crop_store(Settings(), client)
+        check_crop_store(Settings(crop_store_allow_persistence=True), client)  # the override: a warning only
+    finally:
+        client.close()
+        hidden.stop()
+    rdb = start_redis(port, tmp_path, extra=["--save", "3600 1"])
+    client = redis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        assert persistence(client) == ['RDB snapshots are on (save "3600 1")']
+    finally:
+        client.close()
+        rdb.stop()
