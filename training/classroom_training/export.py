@@ -36,8 +36,14 @@ def load_float32(path: Path | str) -> keras.Model:
     return model
 
 
-def serving_function(model: keras.Model, flip_tta: bool):
-    """The tf.function behind `serving_default`: uint8 [n, 48, 48] -> {"probabilities": [n, 7]}."""
+def serving_function(model: keras.Model, flip_tta: bool, temperature: float = 1.0):
+    """The tf.function behind `serving_default`: uint8 [n, 48, 48] -> {"probabilities": [n, 7]}.
+
+    A `temperature` other than 1 rescales the output as `softmax(log p / T)` (`calibrate.py`):
+    calibrated probabilities, the same argmax, the same contract.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
     spec = tf.TensorSpec(SIGNATURE.input_shape, tf.uint8, name=SIGNATURE.input_key)
 
     @tf.function(input_signature=[spec])
@@ -46,18 +52,23 @@ def serving_function(model: keras.Model, flip_tta: bool):
         probabilities = model(images, training=False)
         if flip_tta:
             probabilities = (probabilities + model(tf.reverse(images, axis=[2]), training=False)) / 2.0
+        if temperature != 1.0:
+            log_p = tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), 1e-30))
+            probabilities = tf.nn.softmax(log_p / temperature, axis=-1)
         return {SIGNATURE.output_key: tf.cast(probabilities, tf.float32)}
 
     return serve
 
 
-def write_savedmodel(model: keras.Model, target: Path, flip_tta: bool = False) -> Path:
+def write_savedmodel(model: keras.Model, target: Path, flip_tta: bool = False, temperature: float = 1.0) -> Path:
     """`model` as a SavedModel with the contract's `serving_default` (also what the benchmark times)."""
     # A plain tf.Module rather than keras.export.ExportArchive: the archive stored every variable
     # twice (2.46 M values for 1.23 M parameters, 10 MB instead of 5 MB); outputs are identical.
     module = tf.Module()
     module.model = model
-    tf.saved_model.save(module, str(target), signatures={SIGNATURE.signature_name: serving_function(model, flip_tta)})
+    module.temperature = tf.Variable(temperature, trainable=False, name="temperature")  # for the record
+    serve = serving_function(model, flip_tta, temperature)
+    tf.saved_model.save(module, str(target), signatures={SIGNATURE.signature_name: serve})
     return target
 
 
@@ -66,7 +77,9 @@ def next_version(model_dir: Path) -> int:
     return max(versions, default=0) + 1
 
 
-def export_model(keras_path: Path, models_dir: Path, flip_tta: bool = True, version: int | None = None) -> Path:
+def export_model(
+    keras_path: Path, models_dir: Path, flip_tta: bool = True, version: int | None = None, temperature: float = 1.0
+) -> Path:
     """Write models/<name>/<version>/ (SavedModel) and models/<name>/<version>.keras; return the folder."""
     model = load_float32(keras_path)
     model_dir = models_dir / SIGNATURE.model_name
@@ -74,7 +87,7 @@ def export_model(keras_path: Path, models_dir: Path, flip_tta: bool = True, vers
     target = model_dir / str(version)
     if target.exists():
         raise FileExistsError(f"{target} exists: versions are immutable, export a new one")
-    write_savedmodel(model, target, flip_tta)
-    model.save(model_dir / f"{version}.keras")  # float32, no optimizer state: what is served
-    log.info("exported %s (flip TTA %s)", target, "on" if flip_tta else "off")
+    write_savedmodel(model, target, flip_tta, temperature)
+    model.save(model_dir / f"{version}.keras")  # float32, no optimizer state: the network (T is in the SavedModel)
+    log.info("exported %s (flip TTA %s, temperature %g)", target, "on" if flip_tta else "off", temperature)
     return target

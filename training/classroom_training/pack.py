@@ -46,7 +46,8 @@ def pack(csv_path: Path | str | None, ferplus_path: Path | str | None, out: Path
         train_votes=votes, **images,
     )  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(lzma.compress(buffer.getvalue(), preset=9))
+    # .xz for a device call's size limit; a plain .npz (e.g. for CPU training here) skips minutes of xz
+    out.write_bytes(lzma.compress(buffer.getvalue(), preset=9) if out.name.endswith(".xz") else buffer.getvalue())
     log.info("packed %d training and %d PublicTest rows into %s (%.1f MB)",
              len(train_split), len(val_split), out, out.stat().st_size / 1e6)  # fmt: skip
     return out

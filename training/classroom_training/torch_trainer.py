@@ -300,6 +300,23 @@ def soft_targets(labels: np.ndarray, votes: np.ndarray, ferplus_weight: float) -
     return ((1 - ferplus_weight) * onehot + ferplus_weight * shares).astype(np.float32)
 
 
+def soften(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): for one model's p = softmax(z) this is exactly softmax(z / T)."""
+    logits = np.log(np.clip(probabilities, 1e-8, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_teacher_probs(path: Path, train_y: np.ndarray, temperature: float) -> np.ndarray:
+    """The Training rows' teacher probabilities at `temperature`, checked against the pack's labels."""
+    with np.load(path) as npz:
+        probs, labels = npz["train_probs"], npz["train_y"]
+    if probs.shape != (len(train_y), NUM_EMOTIONS) or not np.array_equal(labels, train_y):
+        raise ValueError(f"{path} was not made from this pack ({probs.shape[0]} rows, the pack has {len(train_y)})")
+    return soften(probs, temperature)
+
+
 def augment(pixels: torch.Tensor, erase_probability: float = 0.5) -> torch.Tensor:
     """Flip, shift, rotate and zoom in one affine resample (reflected borders), round, then erase.
 
@@ -457,10 +474,33 @@ class Run:
                 load_keras_arrays(self.net, {k: npz[k] for k in npz.files if not k.startswith("meta/")})
         self.optimizer = _optimizer(self.net, args.learning_rate)
         out.mkdir(parents=True, exist_ok=True)
-        self.history = open(out / "history.csv", "w", newline="")  # noqa: SIM115
-        self.writer = csv.writer(self.history)
-        self.writer.writerow(["epoch", "seconds", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"])
         self.best, self.loss_sum, self.correct = -1.0, None, None
+        self.epoch, self.elapsed = 0, 0.0
+        resuming = args.resume and (out / CHECKPOINT).exists()
+        if resuming:
+            self.restore(device)
+        self.history = open(out / "history.csv", "a" if resuming else "w", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.history)
+        if not resuming:
+            self.writer.writerow(["epoch", "seconds", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"])
+
+    def checkpoint(self, elapsed: float) -> None:
+        """Everything `--resume` needs: weights, optimiser, epoch, best so far, budget spent."""
+        state = {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(), "epoch": self.epoch,
+                 "best": self.best, "elapsed": elapsed}  # fmt: skip
+        torch.save(state, self.out / f"{CHECKPOINT}.partial")
+        (self.out / f"{CHECKPOINT}.partial").replace(self.out / CHECKPOINT)
+
+    def restore(self, device: torch.device) -> None:
+        state = torch.load(self.out / CHECKPOINT, map_location=device)
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.best, self.elapsed = state["epoch"], state["best"], state["elapsed"]
+        log.info("%s: resuming after epoch %d (%.1f min spent, best %.4f)", self.spec, self.epoch,
+                 self.elapsed / 60, self.best)  # fmt: skip
+
+
+CHECKPOINT = "checkpoint.pt"
 
 
 def _runs(args: argparse.Namespace, device: torch.device) -> list[Run]:
@@ -479,6 +519,8 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
     it together. Returns each network's best PublicTest accuracy (float32).
     """
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.benchmark = True
     data = load_pack(args.data)
@@ -492,6 +534,13 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
     if args.val_limit:
         val_x, val_y = val_x[: args.val_limit], val_y[: args.val_limit]
 
+    if args.teacher and args.teacher_probs:
+        raise ValueError("--teacher runs the teachers on every batch, --teacher-probs reads their outputs: one of them")
+    precomputed = None
+    if args.teacher_probs:
+        precomputed = torch.from_numpy(load_teacher_probs(args.teacher_probs, data["train_y"], args.temperature))
+        precomputed = precomputed[:limit].to(device)
+        log.info("teacher outputs from %s (T %.1f, alpha %.2f)", args.teacher_probs, args.temperature, args.alpha)
     teachers = load_teachers(args.teacher, device)
     if teachers:
         each = [predict(net, val_x) for _, net in teachers]
@@ -511,7 +560,9 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
              torch.__version__, where, limit, args.batch_size, args.minutes, len(runs), len(teachers))  # fmt: skip
 
     budget, steps = args.minutes * 60, max(limit // args.batch_size, 1)
-    started, epoch, epoch_seconds, lr = time.monotonic(), 0, 0.0, 0.0
+    # a resumed run continues its schedule where its checkpoint left it (the slowest net's clock)
+    spent, epoch = max(run.elapsed for run in runs), min(run.epoch for run in runs)
+    started, epoch_seconds, lr = time.monotonic() - spent, 0.0, 0.0
     while epoch < args.max_epochs and (time.monotonic() - started) + epoch_seconds < budget:
         epoch_started = time.monotonic()
         order = torch.randperm(limit, device=device)
@@ -524,7 +575,11 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
             images = augment(train_x[index])
             if device.type == "cuda":
                 images = images.contiguous(memory_format=torch.channels_last)
-            soft = teacher_probabilities(teachers, images, args.temperature, args.bfloat16)
+            soft = (
+                precomputed[index]
+                if precomputed is not None
+                else teacher_probabilities(teachers, images, args.temperature, args.bfloat16)
+            )
             target = targets[index]
             for run in runs:
                 for group in run.optimizer.param_groups:
@@ -550,6 +605,9 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
                 run.best = val_accuracy
                 _save(run.out / "best.npz", to_keras_arrays(run.net), epoch=epoch, val_accuracy=val_accuracy,
                       net=run.spec)  # fmt: skip
+            if args.checkpoint:
+                run.epoch = epoch
+                run.checkpoint(time.monotonic() - started)
             log.info("%s epoch %d lr %.4f loss %.4f acc %.4f val_acc %.4f best %.4f",
                      run.spec, epoch, lr, row[3], row[4], val_accuracy, run.best)  # fmt: skip
         epoch_seconds = time.monotonic() - epoch_started
@@ -588,6 +646,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--teacher", action="append", default=[],
         help="SPEC=PATH of named weights (e.g. default-w32=.gpu/v5-named.npz), repeatable: the distillation ensemble",
     )  # fmt: skip
+    parser.add_argument(
+        "--teacher-probs", type=Path,
+        help="teacher outputs computed once (teacher_probs.py) instead of a teacher forward pass per step",
+    )  # fmt: skip
+    parser.add_argument("--checkpoint", action="store_true", help="write checkpoint.pt every epoch (for --resume)")
+    parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt where there is one")
+    parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (CPU); 0: torch's default")
     parser.add_argument("--alpha", type=float, default=0.7, help="share of the distillation term (with teachers)")
     parser.add_argument("--temperature", type=float, default=4.0, help="softening of teacher and student logits")
     parser.add_argument("--val-limit", type=int, default=0, help="use only the first N PublicTest rows (smoke runs)")
