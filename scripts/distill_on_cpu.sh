@@ -7,11 +7,11 @@
 # Every epoch writes checkpoint.pt (RESUME=1 continues it, schedule included) and, at each new best
 # PublicTest epoch, best.npz. Logs: $RUNS/<student>.log; curves: $RUNS/<student>/history.csv.
 #   bash scripts/distill_on_cpu.sh                       # then: tail -f runs/distill-cpu/*.log
-#   MINUTES=48 STUDENTS="separable-w32-d1:bf16 plain-w16-d1:fp32" bash scripts/distill_on_cpu.sh
+#   MINUTES=48 STUDENTS="separable-w32-d1:bf16 plain-w16-d1:bf16" bash scripts/distill_on_cpu.sh
 set -eu
 RUNS=${RUNS:-runs/distill-cpu}
 MINUTES=${MINUTES:-48}
-STUDENTS=${STUDENTS:-separable-w32-d1:bf16 plain-w16-d1:fp32}
+STUDENTS=${STUDENTS:-separable-w32-d1:bf16 plain-w16-d1:bf16}
 PY=${PY:-.venv/bin/python}
 mkdir -p "$RUNS"
 [ -f "$RUNS/pack.npz" ] || $PY -m classroom_training pack --out "$RUNS/pack.npz"
@@ -24,7 +24,7 @@ for item in $STUDENTS; do
     PYTHONUNBUFFERED=1 nohup $PY training/classroom_training/torch_trainer.py --data "$RUNS/pack.npz" \
         --teacher-probs "$RUNS/v5-probs.npz" --net "$spec" --out "$RUNS/$spec" --minutes "$MINUTES" \
         --warmup-minutes 1 --learning-rate "${LR:-0.05}" --batch-size 128 --alpha "${ALPHA:-0.7}" \
-        --temperature "${TEMPERATURE:-4}" --threads 1 --device cpu --checkpoint --save-last $flag \
+        --temperature "${TEMPERATURE:-4}" --threads 1 --device cpu --channels-last --checkpoint --save-last $flag \
         $([ "${RESUME:-0}" = 1 ] && echo --resume) >>"$RUNS/$spec.log" 2>&1 &
     echo "$spec ($precision): pid $! -> $RUNS/$spec.log"
 done

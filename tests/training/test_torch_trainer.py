@@ -370,7 +370,8 @@ def test_students_distill_from_stored_teacher_outputs_and_resume_from_a_checkpoi
     out = tmp_path / "student"
     args = ["--data", str(path), "--out", str(out), "--minutes", "5", "--max-epochs", "1", "--batch-size", "32",
             "--limit", "64", "--float32", "--warmup-minutes", "0.01", "--device", "cpu", "--threads", "1",
-            "--net", "plain-w8-d1", "--teacher-probs", str(probs), "--temperature", "2", "--checkpoint"]  # fmt: skip
+            "--net", "plain-w8-d1", "--teacher-probs", str(probs), "--temperature", "2", "--checkpoint",
+            "--channels-last"]  # fmt: skip
     torch_trainer.train_many(torch_trainer.parse_args(args))
     softened = torch.from_numpy(torch_trainer.soften(teacher[:1], 2.0))
     assert len(seen) == 2 and all(torch.allclose(s, softened.expand_as(s)) for s in seen)  # 64 rows, batch 32

@@ -463,7 +463,7 @@ class Run:
     def __init__(self, spec: str, out: Path, device: torch.device, args: argparse.Namespace):
         self.spec, self.out = spec, out
         self.net = build_net(spec).to(device)
-        if device.type == "cuda":
+        if device.type == "cuda" or args.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.init_from = args.init_from or (args.init_dir / spec / "best.npz" if args.init_dir else None)
         if self.init_from and not Path(self.init_from).exists() and not args.init_from:
@@ -573,7 +573,7 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
             lr = learning_rate(time.monotonic() - started, budget, args.warmup_minutes * 60, args.learning_rate)
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
             images = augment(train_x[index])
-            if device.type == "cuda":
+            if device.type == "cuda" or args.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             soft = (
                 precomputed[index]
@@ -652,6 +652,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--checkpoint", action="store_true", help="write checkpoint.pt every epoch (for --resume)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt where there is one")
+    parser.add_argument(
+        "--channels-last", action="store_true",
+        help="NHWC on the CPU too (always on a GPU); with bfloat16, 1.5-3x faster steps on an AVX512-BF16 CPU",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (CPU); 0: torch's default")
     parser.add_argument("--alpha", type=float, default=0.7, help="share of the distillation term (with teachers)")
     parser.add_argument("--temperature", type=float, default=4.0, help="softening of teacher and student logits")
