@@ -30,6 +30,12 @@ def test_the_fit_recovers_the_temperature_that_generated_the_labels():
     assert summary["after"]["ece"] < 0.02 < summary["before"]["ece"]
     assert summary["after"]["nll"] < summary["before"]["nll"]
     assert summary["after"]["accuracy"] == summary["before"]["accuracy"]  # the winning emotion never changes
+    assert calibrate.fit_temperature(_softmax(logits), labels, objective="ece") == pytest.approx(2.0, rel=0.1)
+    for objective in ("nll", "ece"):  # held-out halves: the fit generalises
+        folds = summary["cross_fit"][objective]["folds"]
+        assert all(f["ece_after"] < 0.03 < f["ece_before"] for f in folds), folds
+    with pytest.raises(ValueError, match="objective"):
+        calibrate.fit_temperature(_softmax(logits), labels, objective="accuracy")
 
 
 def test_expected_calibration_error_is_the_weighted_gap_per_bin():

@@ -79,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--model", type=Path, required=True, help="a SavedModel version folder or a .keras")
     calibrate.add_argument("--out", type=Path, required=True, help="folder for calibration-<name>.json and the PNG")
     calibrate.add_argument("--name", help="file stem (default: the model's folder or file name)")
+    calibrate.add_argument("--objective", choices=["nll", "ece"], default="nll", help="what the temperature minimises")
 
     pack = sub.add_parser("pack", help="Training + PublicTest + FER+ votes as one .npz.xz for a GPU machine")
     _add_data_args(pack)
@@ -194,7 +195,7 @@ def _cmd_export(args) -> int:
 def _cmd_calibrate(args) -> int:
     from classroom_training.calibrate import calibrate
 
-    summary = calibrate(args.model, args.out, csv_path=args.csv, name=args.name)
+    summary = calibrate(args.model, args.out, csv_path=args.csv, name=args.name, objective=args.objective)
     before, after = summary["before"]["ece"], summary["after"]["ece"]
     print(f"temperature {summary['temperature']:.4f}: ECE {before:.4f} -> {after:.4f}")
     return 0
