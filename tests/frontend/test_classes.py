@@ -163,13 +163,12 @@ def test_delete_student_also_erases_their_queued_work(alice, redis_client, crop_
     write(redis_client, result(student_id="s1"))
     crop = encode_crop(np.full((48, 48), 7, np.uint8).tobytes())
     batch = ObservationBatch(
-        student_id="s1",
         observations=[
             Observation(observation_id=uuid.uuid4(), captured_at=time.time(), face_count=1, crop=crop) for _ in range(2)
         ],
     )
     queue = inference_queue(redis_client)
-    outcome = ingest(redis_client, queue, "7b", batch, Settings(), crop_store)
+    outcome = ingest(redis_client, queue, "7b", "s1", batch, Settings(), crop_store)
     assert crop_store.exists(keys.crops(outcome.batch_id)) and queue.job_ids == [outcome.batch_id]
     page = alice.get("/classes/7b/students/s1").get_data(as_text=True)
     assert alice.post("/classes/7b/students/s1/delete", data={"csrf_token": csrf_from(page)}).status_code == 302

@@ -1,6 +1,7 @@
 """Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase.
 
-Lessons (lessons.py), tokens (manage.py) and the class timeline (timeline.py) have their own blueprints.
+Lessons (lessons.py), class creation (manage.py), the roster (enrolment.py) and the class timeline
+(timeline.py) have their own blueprints.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
 from classroom_contract import EMOTIONS, keys, store
 from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
@@ -16,7 +16,7 @@ from flask import Blueprint, Response, abort, current_app, flash, g, redirect, r
 from classroom_dashboard import accounts, charts, lessons, records, roster
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
-from classroom_dashboard.db import get_crop_store, get_redis
+from classroom_dashboard.db import crop_store_or_none, get_redis
 
 bp = Blueprint("classes", __name__)
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ RANGES = {15: "15 min", 60: "1 hour", 360: "6 hours", 1440: "1 day", 10080: "7 d
 
 
 def _student_or_404(class_id: str, student_id: str):
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
     latest = get_redis().hget(keys.class_latest(class_id), student_id)
     if latest is None:
@@ -52,7 +52,7 @@ def index():
 def detail(class_id):
     """One tile per student, flagged students first; static/dashboard.js keeps it live via SSE.
 
-    Also the running lesson (start/stop), the last 10 lessons and the token rotation button.
+    Also the running lesson (start/stop), the last 10 lessons and a link to the roster.
     """
     info = require_class(class_id)
     client = get_redis()
@@ -138,23 +138,11 @@ def export_csv(class_id):
 def delete_student(class_id, student_id):
     """Erase everything stored about one student of the class (`classroom_contract.erasure`)."""
     require_class(class_id)
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
-    erased = erase_student(get_redis(), _crop_store_or_none(), class_id, student_id)
+    erased = erase_student(get_redis(), crop_store_or_none(), class_id, student_id)
     log.info(
         "erasure class=%s student=%s batches=%d generation=%d", class_id, student_id, erased.batches, erased.generation
     )
     flash(f"All data of student {student_id} was deleted.", "info")
     return redirect(url_for("classes.detail", class_id=class_id))
-
-
-def _crop_store_or_none():
-    """The crop store, or None when it cannot be reached: the erasure then leaves the student's
-    queued crops to expire (CROPS_TTL_SECONDS) - their jobs are gone, nothing reads them."""
-    client = get_crop_store()
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        log.warning("erasure: crop store unreachable (%s); queued crops will expire on their own", exc)
-        return None
-    return client

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from classroom_contract import EMOTIONS, store
-from classroom_contract.erasure import erase_stream_entries
 
 from classroom_dashboard.attention import observation_score
 
@@ -60,11 +59,6 @@ def csv_chunks(client, class_id: str, since: float, use_emotions: bool, until: f
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
-
-
-def erase_events(client, class_id: str, student_id: str) -> None:
-    """Deprecated: `classroom_contract.erasure.erase_student` erases a student everywhere, stream included."""
-    erase_stream_entries(client, class_id, student_id)
 
 
 def student_of(fields: dict) -> str | None:
