@@ -10,7 +10,7 @@ import time
 from classroom_contract import EMOTIONS, keys, store
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, charts, lessons, records, roster
+from classroom_dashboard import accounts, charts, lessons, records, roster, security_log
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
@@ -137,5 +137,6 @@ def delete_student(class_id, student_id):
     client = get_redis()
     store.delete_student(client, class_id, student_id)
     records.erase_events(client, class_id, student_id)
+    security_log.event("student_erased", class_id=class_id, student_id=student_id)
     flash(f"All data of student {student_id} was deleted.", "info")
     return redirect(url_for("classes.detail", class_id=class_id))

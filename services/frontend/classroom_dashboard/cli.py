@@ -15,7 +15,7 @@ import getpass
 import os
 import sys
 
-from classroom_dashboard import accounts, config
+from classroom_dashboard import accounts, config, security_log
 from classroom_dashboard.db import connect
 
 
@@ -45,12 +45,15 @@ def _create_teacher(args, client) -> int:
             print("error: passwords differ", file=sys.stderr)
             return 2
     username = accounts.create_teacher(client, args.username, password, admin=args.admin, replace=args.replace)
+    # --replace is the password reset: a new session epoch, so every session of the account ends
+    security_log.event("password_changed" if args.replace else "teacher_created", username=username, admin=args.admin)
     print(f"teacher {username!r} {'updated' if args.replace else 'created'}{' (admin)' if args.admin else ''}")
     return 0
 
 
 def _create_class(args, client) -> int:
     token = accounts.create_class(client, args.teacher, args.class_id, args.name)
+    security_log.event("class_created", class_id=args.class_id, username=accounts.normalise(args.teacher))
     print(f"class {args.class_id!r} created for {accounts.normalise(args.teacher)!r}.", file=sys.stderr)
     print("Class token (give it to the capture agents; it is shown only once):", file=sys.stderr)
     print(token)
@@ -59,6 +62,7 @@ def _create_class(args, client) -> int:
 
 def _rotate_token(args, client) -> int:
     token = accounts.rotate_class_token(client, args.class_id)
+    security_log.event("class_token_rotated", class_id=args.class_id)
     print(f"new token for class {args.class_id!r}; the old one no longer works:", file=sys.stderr)
     print(token)
     return 0
@@ -95,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security_log.ensure_handler()
     if not args.needs_redis:
         return args.func(args)
     client = connect(args.redis_url or config.redis_url())

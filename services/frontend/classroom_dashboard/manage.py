@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, security_log
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
 
@@ -27,6 +27,7 @@ def create_class():
     except accounts.AccountError as exc:
         flash(f"Class not created: {exc}", "error")
         return redirect(url_for("classes.index"))
+    security_log.event("class_created", class_id=class_id)
     info = {"class_id": class_id, "name": name or class_id}
     return render_template("classes/token.html", info=info, token=token, created=True), 201
 
@@ -37,4 +38,5 @@ def rotate_token(class_id):
     """Replace the class's agent token: the old one stops working at once; the new one is shown once."""
     info = require_class(class_id)
     token = accounts.rotate_class_token(get_redis(), class_id)
+    security_log.event("class_token_rotated", class_id=class_id)
     return render_template("classes/token.html", info=info, token=token, created=False)

@@ -1,0 +1,83 @@
+"""Server-side login sessions, so a session can be ended for good (logout, password change or reset).
+
+Flask's cookie is signed, not stored: on its own, a copied cookie would keep working until it
+expires, whatever the teacher does. So the cookie also carries a random session id, and Redis keeps
+``keys.dashboard_session(sha256(id))`` = {username, epoch, created_at} with the session's lifetime
+as TTL. A request is logged in only if that record exists, names the cookie's user, and its epoch
+is the account's current ``session_epoch``:
+
+- logout deletes the record: that cookie is dead, copies included;
+- a password change or reset gives the account a new epoch: every session made before it is dead
+  (records of old epochs simply expire).
+
+Redis stores only the id's hash: a copy of Redis does not hand out live sessions. One extra Redis
+round trip per request (pipelined with the account lookup that was already there).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from classroom_contract import keys
+from flask import current_app, session
+
+from classroom_dashboard import accounts
+
+SESSION_ID = "sid"
+
+
+def _record_key(session_id: str) -> str:
+    return keys.dashboard_session(hashlib.sha256(session_id.encode()).hexdigest())
+
+
+def start(client, username: str, epoch: str | None) -> None:
+    """A fresh session for `username` (call after the password was checked), made under `epoch`.
+
+    `epoch` is the account's session_epoch read *before* the password check, so a password change
+    racing with this login leaves the new session already revoked rather than alive.
+    """
+    session.clear()  # no session fixation: a new id (and CSRF token) after login
+    session_id = secrets.token_urlsafe(32)
+    lifetime = int(current_app.permanent_session_lifetime.total_seconds())
+    record = {"username": username, "epoch": epoch or "", "created_at": f"{time.time():.0f}"}
+    pipe = client.pipeline()
+    pipe.hset(_record_key(session_id), mapping=record)
+    pipe.expire(_record_key(session_id), lifetime)
+    pipe.execute()
+    session["user"] = username
+    session[SESSION_ID] = session_id
+    session.permanent = True
+
+
+def current_teacher(client) -> dict | None:
+    """The teacher of this request's session if it is still valid, else None (and the cookie is cleared)."""
+    username, session_id = session.get("user"), session.get(SESSION_ID)
+    if not username:
+        return None
+    if not session_id:  # a cookie from before server-side sessions: no record can vouch for it
+        session.clear()
+        return None
+    pipe = client.pipeline(transaction=False)
+    pipe.hmget(_record_key(session_id), "username", "epoch")
+    pipe.hmget(keys.teacher(accounts.normalise(username)), "admin", "session_epoch")
+    (owner, epoch), (admin, current_epoch) = pipe.execute()
+    if owner != username or admin is None or (epoch or "") != (current_epoch or ""):
+        session.clear()
+        return None
+    return {"username": username, "admin": admin == "1"}
+
+
+def end(client) -> None:
+    """Revoke this request's session (logout): its record goes, so copies of the cookie die too."""
+    session_id = session.get(SESSION_ID)
+    if session_id:
+        client.delete(_record_key(session_id))
+    session.clear()
+
+
+def epoch_of(client, username: str) -> str | None:
+    """The account's current session epoch ("" for accounts made before epochs existed)."""
+    value = client.hget(keys.teacher(accounts.normalise(username)), "session_epoch")
+    return value.decode() if isinstance(value, bytes) else value
