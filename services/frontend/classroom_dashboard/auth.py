@@ -40,6 +40,8 @@ from classroom_dashboard.db import get_redis
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
 IP_FACTOR = 4
+#: Endpoints that never need the teacher, so they do not touch Redis (liveness must not).
+NO_USER_ENDPOINTS = frozenset({"static", "healthz", "readyz"})
 THROTTLED = "Too many failed attempts. Wait a few minutes and try again."
 # Undo one counted attempt, never below zero nor creating a key (it may have expired meanwhile).
 _GIVE_BACK = """
@@ -98,7 +100,7 @@ def authenticate(username: str, password: str, via: str = "form") -> tuple[dict 
 def load_logged_in_user() -> None:
     """g.user = the teacher of this session (or of Basic credentials on /api/), else None."""
     g.user = None
-    if request.endpoint == "static":
+    if request.endpoint in NO_USER_ENDPOINTS:
         return
     username = session.get("user")
     if username:
