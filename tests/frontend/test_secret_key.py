@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from classroom_dashboard import cli, config, create_app
+from flask import Flask
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,5 +74,8 @@ def test_serve_explains_the_refusal(monkeypatch, capsys, redis_url):
     monkeypatch.setenv("SECRET_KEY", "change-me")
     monkeypatch.setenv("DASHBOARD_ENV", "")  # serve: development
     monkeypatch.setenv("REDIS_URL", redis_url)
-    assert cli.main(["serve", "--port", "1"]) == 2
+    served = []
+    monkeypatch.setattr(Flask, "run", lambda app, **kwargs: served.append(kwargs))  # never listen here
+    assert cli.main(["serve"]) == 2
+    assert not served
     assert "SECRET_KEY is a placeholder" in capsys.readouterr().err

@@ -7,6 +7,7 @@ proxy log): a second test client with the same cookie value.
 from __future__ import annotations
 
 import hashlib
+import time
 
 from classroom_contract import keys
 from classroom_dashboard import accounts, cli
@@ -101,3 +102,21 @@ def test_redis_holds_only_the_hash_of_the_session_id(app, alice, redis_client):
         assert session_id.encode() not in key
         if redis_client.type(key) == b"hash":
             assert all(session_id.encode() not in value for value in redis_client.hvals(key))
+
+
+def test_an_open_live_stream_ends_when_its_session_is_revoked(redis_url, classes):
+    from classroom_dashboard import create_app
+
+    app = create_app({"SECRET_KEY": "t", "REDIS_URL": redis_url, "SSE_BLOCK_MS": 100, "SSE_MAX_SECONDS": 60})
+    alice = app.test_client()
+    login(alice, "alice")
+    thief = copy_of(app, alice)
+    stream = thief.get("/api/classes/7b/events", buffered=False)
+    chunks = iter(stream.response)
+    assert b"event: hello" in next(chunks)
+    csrf = csrf_from(alice.get("/").get_data(as_text=True))
+    alice.post("/auth/logout", data={"csrf_token": csrf})
+    started = time.monotonic()
+    for _ in chunks:  # keepalives until the stream notices; it must end long before SSE_MAX_SECONDS
+        assert time.monotonic() - started < 10, "the stream outlived its session"
+    stream.close()

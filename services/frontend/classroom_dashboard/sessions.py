@@ -59,14 +59,32 @@ def current_teacher(client) -> dict | None:
     if not session_id:  # a cookie from before server-side sessions: no record can vouch for it
         session.clear()
         return None
+    admin = _lookup(client, username, session_id)
+    if admin is None:
+        session.clear()
+        return None
+    return {"username": username, "admin": admin == "1"}
+
+
+def _lookup(client, username: str, session_id: str) -> str | None:
+    """The account's admin flag if the session record is valid for `username`, else None."""
     pipe = client.pipeline(transaction=False)
     pipe.hmget(_record_key(session_id), "username", "epoch")
     pipe.hmget(keys.teacher(accounts.normalise(username)), "admin", "session_epoch")
     (owner, epoch), (admin, current_epoch) = pipe.execute()
     if owner != username or admin is None or (epoch or "") != (current_epoch or ""):
-        session.clear()
         return None
-    return {"username": username, "admin": admin == "1"}
+    return admin
+
+
+def watcher(client):
+    """A callable saying whether this request's session is still valid, for responses that last
+    (the live stream): a logout or password change then ends them within one poll, not at their
+    natural end. Requests without a session (HTTP Basic) were checked when they started."""
+    username, session_id = session.get("user"), session.get(SESSION_ID)
+    if not username or not session_id:
+        return lambda: True
+    return lambda: _lookup(client, username, session_id) is not None
 
 
 def end(client) -> None:
