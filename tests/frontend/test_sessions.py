@@ -120,3 +120,9 @@ def test_an_open_live_stream_ends_when_its_session_is_revoked(redis_url, classes
     for _ in chunks:  # keepalives until the stream notices; it must end long before SSE_MAX_SECONDS
         assert time.monotonic() - started < 10, "the stream outlived its session"
     stream.close()
+
+
+def test_logging_in_again_ends_the_session_it_replaces(app, alice):
+    thief = copy_of(app, alice)
+    assert login(alice, "alice").status_code == 302  # the same browser, a second login
+    assert logged_in(alice) and not logged_in(thief)

@@ -44,9 +44,10 @@ def _create_teacher(args, client) -> int:
         if getpass.getpass("Repeat password: ") != password:
             print("error: passwords differ", file=sys.stderr)
             return 2
+    existed = accounts.get_teacher(client, args.username) is not None
     username = accounts.create_teacher(client, args.username, password, admin=args.admin, replace=args.replace)
     # --replace is the password reset: a new session epoch, so every session of the account ends
-    security_log.event("password_changed" if args.replace else "teacher_created", username=username, admin=args.admin)
+    security_log.event("password_changed" if existed else "teacher_created", username=username, admin=args.admin)
     print(f"teacher {username!r} {'updated' if args.replace else 'created'}{' (admin)' if args.admin else ''}")
     return 0
 

@@ -10,6 +10,9 @@ is the account's current ``session_epoch``:
 - a password change or reset gives the account a new epoch: every session made before it is dead
   (records of old epochs simply expire).
 
+A session lasts PERMANENT_SESSION_LIFETIME (SESSION_HOURS) from login, however active: the record's
+TTL is not renewed, so a stolen cookie is worthless after that at the latest.
+
 Redis stores only the id's hash: a copy of Redis does not hand out live sessions. One extra Redis
 round trip per request (pipelined with the account lookup that was already there).
 """
@@ -38,11 +41,14 @@ def start(client, username: str, epoch: str | None) -> None:
     `epoch` is the account's session_epoch read *before* the password check, so a password change
     racing with this login leaves the new session already revoked rather than alive.
     """
+    previous = session.get(SESSION_ID)
     session.clear()  # no session fixation: a new id (and CSRF token) after login
     session_id = secrets.token_urlsafe(32)
     lifetime = int(current_app.permanent_session_lifetime.total_seconds())
     record = {"username": username, "epoch": epoch or "", "created_at": f"{time.time():.0f}"}
     pipe = client.pipeline()
+    if previous:  # logging in again in the same browser: the session it replaces ends
+        pipe.delete(_record_key(previous))
     pipe.hset(_record_key(session_id), mapping=record)
     pipe.expire(_record_key(session_id), lifetime)
     pipe.execute()
@@ -96,6 +102,9 @@ def end(client) -> None:
 
 
 def epoch_of(client, username: str) -> str | None:
-    """The account's current session epoch ("" for accounts made before epochs existed)."""
-    value = client.hget(keys.teacher(accounts.normalise(username)), "session_epoch")
+    """The account's current session epoch (None for no account, or one made before epochs existed)."""
+    username = accounts.normalise(username)
+    if not accounts.USERNAME_PATTERN.match(username):
+        return None
+    value = client.hget(keys.teacher(username), "session_epoch")
     return value.decode() if isinstance(value, bytes) else value
