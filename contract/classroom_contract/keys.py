@@ -132,7 +132,8 @@ def teachers() -> str:
 
 
 def teacher(username: str) -> str:
-    """Hash of one teacher account: password_hash (werkzeug), admin ("0"/"1"), created_at."""
+    """Hash of one teacher account: password_hash (werkzeug), admin ("0"/"1"), created_at, session_epoch
+    (random; replaced by a password change or reset, which ends every session made before it)."""
     return f"{PREFIX}:teacher:{username}"
 
 
@@ -142,8 +143,14 @@ def teacher_classes(username: str) -> str:
 
 
 def login_failures(scope: str) -> str:
-    """Counter of recent failed logins for a scope ("user:NAME" or "ip:ADDR"), expiring on its own."""
+    """Counter of recent failed logins for a scope ("user:NAME@ADDR" or "ip:ADDR"), expiring on its own."""
     return f"{PREFIX}:login-failures:{scope}"
+
+
+def dashboard_session(digest: str) -> str:
+    """Hash of one dashboard login session (username, epoch, created_at) under the SHA-256 of its id;
+    expires with the session; deleted by logout."""
+    return f"{PREFIX}:dashboard-session:{digest}"
 
 
 def class_lessons(class_id: str) -> str:

@@ -18,7 +18,7 @@ from procs import BIN, Proc, free_port, http_ok, wait_until
 @pytest.fixture(autouse=True)
 def _secret_key(monkeypatch):
     """The key the CLI seals credentials under, as the dashboard would read it."""
-    monkeypatch.setenv("SECRET_KEY", "cli-test-secret")
+    monkeypatch.setenv("SECRET_KEY", "cli-test-secret-" + "0123456789abcdef" * 2)
 
 
 def test_create_class_and_enrol_a_student_whose_credential_agents_can_use(redis_url, redis_client):
@@ -49,7 +49,7 @@ def test_create_class_and_enrol_a_student_whose_credential_agents_can_use(redis_
     env["PUBLIC_URL"] = "https://class.example.org"
     done = subprocess.run(
         [script, "enrol", "--class-id", "7b", "--student", "anna", "--name", "Anna K."],
-        env={**env, "SECRET_KEY": "cli-secret"},
+        env={**env, "SECRET_KEY": "cli-secret-" + "0123456789abcdef" * 2},
         capture_output=True,
         text=True,
         timeout=30,

@@ -15,7 +15,7 @@ from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
 
 from tests.frontend.helpers import PASSWORD
-from tests.frontend.test_browser import CHROMIUM, CHROMIUM_ARGS, server  # noqa: F401 - fixture
+from tests.frontend.test_browser import CHROMIUM, CHROMIUM_ARGS, SECRET_KEY, server  # noqa: F401 - fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -38,7 +38,7 @@ def test_enrol_then_print_cards_whose_qr_codes_scan_to_each_students_link(server
 
     accounts.create_teacher(redis_client, "alice", PASSWORD)
     accounts.create_class(redis_client, "alice", "7b", "Class 7b")
-    credentials.enrol(redis_client, "browser-test-secret", "7b", "ben", "Ben O.")  # the dashboard's key
+    credentials.enrol(redis_client, SECRET_KEY, "7b", "ben", "Ben O.")  # sealed under the dashboard's key
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:

@@ -1,11 +1,14 @@
 """Teacher accounts and class ownership, stored in Redis under the contract's keys.
 
-Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased.
+Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased. Each account has
+a random ``session_epoch``: a new one with every password set (creation, reset, change), and a
+dashboard session is valid only while the epoch it was made under is current (``sessions.py``).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
 from classroom_contract import keys, store
@@ -50,10 +53,28 @@ def create_teacher(client, username: str, password: str, admin: bool = False, re
             "password_hash": generate_password_hash(password),
             "admin": "1" if admin else "0",
             "created_at": f"{time.time():.0f}",
+            "session_epoch": new_epoch(),
         },
     )
     client.sadd(keys.teachers(), username)
     return username
+
+
+def new_epoch() -> str:
+    return secrets.token_hex(16)
+
+
+def set_password(client, username: str, password: str) -> None:
+    """Change an existing teacher's password; every session made before it stops working."""
+    username = normalise(username)
+    if get_teacher(client, username) is None:
+        raise AccountError(f"no teacher {username!r}")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    client.hset(
+        keys.teacher(username),
+        mapping={"password_hash": generate_password_hash(password), "session_epoch": new_epoch()},
+    )
 
 
 def get_teacher(client, username: str) -> dict | None:

@@ -13,7 +13,7 @@ from classroom_contract import EMOTIONS, keys, store
 from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, charts, lessons, records, roster
+from classroom_dashboard import accounts, charts, lessons, records, roster, security_log
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import crop_store_or_none, get_redis
@@ -143,6 +143,9 @@ def delete_student(class_id, student_id):
     erased = erase_student(get_redis(), crop_store_or_none(), class_id, student_id)
     log.info(
         "erasure class=%s student=%s batches=%d generation=%d", class_id, student_id, erased.batches, erased.generation
+    )
+    security_log.event(
+        "student_erased", class_id=class_id, student_id=student_id, batches=erased.batches, generation=erased.generation
     )
     flash(f"All data of student {student_id} was deleted.", "info")
     return redirect(url_for("classes.detail", class_id=class_id))

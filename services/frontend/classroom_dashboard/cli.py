@@ -22,7 +22,7 @@ from pathlib import Path
 
 from classroom_contract import store, tokens
 
-from classroom_dashboard import accounts, config, credentials
+from classroom_dashboard import accounts, config, credentials, security_log
 from classroom_dashboard.db import connect
 
 #: Join links printed by the CLI when PUBLIC_URL is not set: the API of a local run.
@@ -54,13 +54,17 @@ def _create_teacher(args, client) -> int:
         if getpass.getpass("Repeat password: ") != password:
             print("error: passwords differ", file=sys.stderr)
             return 2
+    existed = accounts.get_teacher(client, args.username) is not None
     username = accounts.create_teacher(client, args.username, password, admin=args.admin, replace=args.replace)
+    # --replace is the password reset: a new session epoch, so every session of the account ends
+    security_log.event("password_changed" if existed else "teacher_created", username=username, admin=args.admin)
     print(f"teacher {username!r} {'updated' if args.replace else 'created'}{' (admin)' if args.admin else ''}")
     return 0
 
 
 def _create_class(args, client) -> int:
     accounts.create_class(client, args.teacher, args.class_id, args.name)
+    security_log.event("class_created", class_id=args.class_id, username=accounts.normalise(args.teacher))
     print(f"class {args.class_id!r} created for {accounts.normalise(args.teacher)!r}; enrol its students next.")
     return 0
 
@@ -81,6 +85,7 @@ def _print_credential(student_id: str, credential: str) -> None:
 def _enrol(args, client) -> int:
     _check_student(args.student)
     credential = credentials.enrol(client, _secret_key(), args.class_id, args.student, args.name or args.student)
+    security_log.event("student_enrolled", class_id=args.class_id, student_id=args.student)
     _print_credential(args.student, credential)
     return 0
 
@@ -88,6 +93,7 @@ def _enrol(args, client) -> int:
 def _rotate_credential(args, client) -> int:
     _check_student(args.student)
     credential = credentials.rotate(client, _secret_key(), args.class_id, args.student)
+    security_log.event("student_credential_rotated", class_id=args.class_id, student_id=args.student)
     print(f"new credential for {args.student!r}; the old one no longer works:", file=sys.stderr)
     _print_credential(args.student, credential)
     return 0
@@ -177,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    security_log.ensure_handler()
     if not args.needs_redis:
         return args.func(args)
     client = connect(args.redis_url or config.redis_url())

@@ -14,7 +14,9 @@ CROP_STORE_EXTENSION = "classroom_crop_store"
 
 
 def connect(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+    # A connect timeout, so an unreachable Redis gives a 503 in seconds instead of hanging a thread
+    # (no read timeout: the live stream blocks in XREAD on purpose).
+    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30, socket_connect_timeout=5)
 
 
 def get_redis() -> redis.Redis:

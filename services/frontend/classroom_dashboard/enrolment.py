@@ -10,7 +10,7 @@ from __future__ import annotations
 from classroom_contract import store
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, credentials
+from classroom_dashboard import accounts, credentials, security_log
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import crop_store_or_none, get_redis
 
@@ -68,6 +68,7 @@ def enrol(class_id):
     except (store.RecordExists, store.UnknownRecord) as exc:
         flash(f"Not enrolled: {exc}", "error")
     else:
+        security_log.event("student_enrolled", class_id=class_id, student_id=student_id)
         flash(f"{student_id} enrolled: their join link and code are below.", "info")
     return redirect(url_for("enrolment.roster", class_id=class_id)), 303
 
@@ -81,6 +82,7 @@ def rename(class_id, student_id):
         store.rename_student(get_redis(), class_id, student_id, _display_name(student_id))
     except store.UnknownRecord:
         abort(404)
+    security_log.event("student_renamed", class_id=class_id, student_id=student_id)
     return redirect(url_for("enrolment.roster", class_id=class_id)), 303
 
 
@@ -94,6 +96,7 @@ def rotate(class_id, student_id):
         credentials.rotate(get_redis(), current_app.config["SECRET_KEY"], class_id, student_id)
     except store.UnknownRecord:
         abort(404)
+    security_log.event("student_credential_rotated", class_id=class_id, student_id=student_id)
     flash(f"New join link for {student_id}: the old link and code no longer work.", "info")
     return redirect(url_for("enrolment.roster", class_id=class_id)), 303
 
@@ -106,5 +109,6 @@ def remove(class_id, student_id):
     _student_id_or_404(student_id)
     if not credentials.remove(get_redis(), crop_store_or_none(), class_id, student_id):
         abort(404)
+    security_log.event("student_removed", class_id=class_id, student_id=student_id)
     flash(f"{student_id} removed: their link no longer works and their data was deleted.", "info")
     return redirect(url_for("enrolment.roster", class_id=class_id)), 303

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, request, url_for
 
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, security_log
 from classroom_dashboard.auth import login_required
 from classroom_dashboard.db import get_redis
 
@@ -25,5 +25,6 @@ def create_class():
     except accounts.AccountError as exc:
         flash(f"Class not created: {exc}", "error")
         return redirect(url_for("classes.index"))
+    security_log.event("class_created", class_id=class_id)
     flash(f"Class {name or class_id} created: enrol its students to hand out their join links.", "info")
     return redirect(url_for("enrolment.roster", class_id=class_id), 303)
