@@ -34,9 +34,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 def _hit(box, faces) -> bool:
     x, y, w, h = box
-    return any(
-        abs(f[0] + f[2] / 2 - (x + w / 2)) < w / 4 and abs(f[1] + f[3] / 2 - (y + h / 2)) < h / 4 for f in faces
-    )
+    return any(abs(f[0] + f[2] / 2 - (x + w / 2)) < w / 4 and abs(f[1] + f[3] / 2 - (y + h / 2)) < h / 4 for f in faces)
 
 
 def serve(folder: Path) -> tuple[ThreadingHTTPServer, int]:
@@ -151,7 +149,8 @@ def run(args) -> dict:
                 call = f"u => benchDetect(u, {size}, {threshold})"
                 page.evaluate(call, fer[0][0])  # warm-up
                 results = [page.evaluate(call, url) for url, _, _ in fer]
-                found = sum(_hit(box, [f["box"] for f in r["faces"]]) for (_, box, _), r in zip(fer, results))
+                pairs = zip(fer, results, strict=True)
+                found = sum(_hit(box, [f["box"] for f in r["faces"]]) for (_, box, _), r in pairs)
                 vid_found = vid_total = 0
                 for url, truth in video:
                     r = page.evaluate(call, url)

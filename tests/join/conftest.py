@@ -30,7 +30,7 @@ needs_browser = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm (Debian: apt-get install -y npm) to build the page"),
+    pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm (apt-get install -y npm)"),
 ]
 
 

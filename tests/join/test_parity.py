@@ -44,7 +44,9 @@ def placed(bench_site):
     return frames
 
 
-def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(bench_site, chromium, placed, local_predictor):
+def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
+    bench_site, chromium, placed, local_predictor
+):
     base, _ = bench_site
     page = chromium.new_page()
     page.goto(f"{base}/bench.html")
