@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 @dataclass(frozen=True)
 class Pending:
     seq: int
-    student_id: str
+    student_id: str  # whose credential captured it: `owner_key(credential)`, a local label only
     observation: Observation
 
 
@@ -101,15 +101,23 @@ class Outbox:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def oldest(self, limit: int = MAX_OBSERVATIONS_PER_REQUEST) -> list[Pending]:
-        """Up to `limit` oldest observations, all of the same student as the very oldest."""
+    def oldest(self, limit: int = MAX_OBSERVATIONS_PER_REQUEST, owner: str | None = None) -> list[Pending]:
+        """Up to `limit` oldest observations, all of the same student as the very oldest (of `owner`'s
+        when given: a sender sends only what was captured under its own credential)."""
         with self._lock:
-            first = self._db.execute("SELECT student_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            if owner is None:
+                first = self._db.execute("SELECT student_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            else:
+                first = self._db.execute(
+                    "SELECT student_id FROM outbox WHERE student_id = ? ORDER BY seq LIMIT 1", (owner,)
+                ).fetchone()
             if first is None:
                 return []
             # Stop at the first row of another student, so that order is kept across students.
             rows = self._db.execute(
-                "SELECT seq, student_id, body FROM outbox WHERE seq < COALESCE("
+                "SELECT seq, student_id, body FROM outbox WHERE student_id = ? ORDER BY seq LIMIT ?"
+                if owner is not None
+                else "SELECT seq, student_id, body FROM outbox WHERE seq < COALESCE("
                 "(SELECT MIN(seq) FROM outbox WHERE student_id != ?), 9223372036854775807) "
                 "ORDER BY seq LIMIT ?",
                 (first[0], limit),
@@ -119,6 +127,11 @@ class Outbox:
     def __len__(self) -> int:
         with self._lock:
             return self._count()
+
+    def count(self, owner: str) -> int:
+        """Observations waiting that were captured under `owner`'s credential."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE student_id = ?", (owner,)).fetchone()[0]
 
     def counter(self, name: str) -> int:
         """ "dropped" (outbox full) or "rejected" (refused by the server), since the file was created."""

@@ -19,7 +19,19 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(config.from_env({"DASHBOARD_ENV": "development", **_redis_env()}))
         app.config.from_mapping(test_config)
 
-    from classroom_dashboard import admin, api, auth, classes, db, lessons, manage, security, templating, timeline
+    from classroom_dashboard import (
+        admin,
+        api,
+        auth,
+        classes,
+        db,
+        enrolment,
+        lessons,
+        manage,
+        security,
+        templating,
+        timeline,
+    )
 
     if app.config["TRUSTED_PROXIES"]:
         hops = app.config["TRUSTED_PROXIES"]
@@ -32,6 +44,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(manage.bp)
+    app.register_blueprint(enrolment.bp)
     app.register_blueprint(timeline.bp)
     app.register_blueprint(admin.bp)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})

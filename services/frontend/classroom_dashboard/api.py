@@ -44,7 +44,7 @@ def students(class_id):
 def _start_id(class_id: str) -> str:
     """Where the stream resumes: Last-Event-ID (reconnect), ?since= (page render), else 'now'."""
     for candidate in (request.headers.get("Last-Event-ID"), request.args.get("since")):
-        if candidate and STREAM_ID.match(candidate):
+        if candidate and STREAM_ID.fullmatch(candidate):
             return candidate
     newest = get_redis().xrevrange(keys.class_events(class_id), count=1)
     return newest[0][0] if newest else "0-0"

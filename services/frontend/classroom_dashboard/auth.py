@@ -77,7 +77,7 @@ def login_required(view):
 
 def require_class(class_id: str) -> dict:
     """The class's meta if the logged-in teacher owns it (or is an admin); 404 unknown, 403 not theirs."""
-    if not accounts.CLASS_ID_PATTERN.match(class_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(class_id):
         abort(404)
     info = store.class_info(get_redis(), class_id)
     if info is None:

@@ -1,6 +1,7 @@
 """Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase.
 
-Lessons (lessons.py), tokens (manage.py) and the class timeline (timeline.py) have their own blueprints.
+Lessons (lessons.py), class creation (manage.py), the roster (enrolment.py) and the class timeline
+(timeline.py) have their own blueprints.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ RANGES = {15: "15 min", 60: "1 hour", 360: "6 hours", 1440: "1 day", 10080: "7 d
 
 
 def _student_or_404(class_id: str, student_id: str):
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
     latest = get_redis().hget(keys.class_latest(class_id), student_id)
     if latest is None:
@@ -48,7 +49,7 @@ def index():
 def detail(class_id):
     """One tile per student, flagged students first; static/dashboard.js keeps it live via SSE.
 
-    Also the running lesson (start/stop), the last 10 lessons and the token rotation button.
+    Also the running lesson (start/stop), the last 10 lessons and a link to the roster.
     """
     info = require_class(class_id)
     client = get_redis()
@@ -132,7 +133,7 @@ def export_csv(class_id):
 def delete_student(class_id, student_id):
     """Erase everything stored about one student of the class, live events included."""
     require_class(class_id)
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
     client = get_redis()
     store.delete_student(client, class_id, student_id)

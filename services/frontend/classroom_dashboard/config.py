@@ -61,6 +61,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "DEVELOPMENT": development,
         "SECRET_KEY": secret,
         "REDIS_URL": redis_url(env),
+        # Base of the students' join links (<PUBLIC_URL>/join#<code>): the address laptops reach the API
+        # at. Empty: the origin the dashboard page was served from (right behind the compose proxy).
+        "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/"),
         # How far back history pages, charts and CSV export read (the workers trim the same way).
         "RETENTION_SECONDS": _number(env, "RETENTION_SECONDS", 7 * 24 * 3600, minimum=60),
         # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.

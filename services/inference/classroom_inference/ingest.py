@@ -38,12 +38,12 @@ class Outcome:
     batch_id: str | None
 
 
-def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces) -> dict:
+def _job_meta(batch_id: str, class_id: str, student_id: str, faces) -> dict:
     """What the predict job needs besides the crops: no pixels, only ids, times and head pose."""
     return {
         "batch_id": batch_id,
         "class_id": class_id,
-        "student_id": batch.student_id,
+        "student_id": student_id,
         "observations": [
             {
                 "observation_id": str(o.observation_id),
@@ -57,7 +57,7 @@ def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces) -> d
     }
 
 
-def _direct_results(class_id: str, batch: ObservationBatch, observations) -> list[ObservationResult]:
+def _direct_results(class_id: str, student_id: str, observations) -> list[ObservationResult]:
     """Results that need no model: absences, and every observation in attention-only mode.
 
     They carry presence and head pose only (emotion None); in attention-only mode the crop is
@@ -68,7 +68,7 @@ def _direct_results(class_id: str, batch: ObservationBatch, observations) -> lis
         ObservationResult(
             observation_id=str(o.observation_id),
             class_id=class_id,
-            student_id=batch.student_id,
+            student_id=student_id,
             captured_at=o.captured_at,
             processed_at=now,
             face_count=o.face_count,
@@ -79,11 +79,14 @@ def _direct_results(class_id: str, batch: ObservationBatch, observations) -> lis
     ]
 
 
-def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationBatch, settings: Settings) -> Outcome:
-    """Store what is new in `batch` and queue its faces; report new vs already-seen counts."""
+def ingest(
+    client: redis.Redis, queue: Queue, class_id: str, student_id: str, batch: ObservationBatch, settings: Settings
+) -> Outcome:
+    """Store what is new in `batch` (of `student_id`, taken from the credential) and queue its faces;
+    report new vs already-seen counts. Ids are deduplicated per student (keys.seen)."""
     unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
     in_request_duplicates = len(batch.observations) - len(unique)
-    seen_keys = [keys.seen(str(o.observation_id)) for o in unique]
+    seen_keys = [keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
     batch_id = uuid.uuid4().hex
     with client.pipeline(transaction=True) as pipe:
         for _ in range(MAX_ATTEMPTS):
@@ -95,18 +98,21 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
                 direct = [o for o in new if o.face_count == 0 or settings.attention_only]
                 pipe.multi()
                 for o in new:
-                    pipe.set(keys.seen(str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds)
+                    pipe.set(
+                        keys.seen(class_id, student_id, str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds
+                    )
                 if faces:
                     crops_key = keys.crops(batch_id)
                     pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
                     pipe.expire(crops_key, settings.crops_ttl_seconds)
-                    meta = _job_meta(batch_id, class_id, batch, faces)
+                    meta = _job_meta(batch_id, class_id, student_id, faces)
                     enqueue_predict(queue, pipe, batch_id, meta, settings)
                     if settings.coalesce_max_batches > 1:
                         pipe.rpush(keys.pending_batches(), json.dumps(meta))
                         pipe.expire(keys.pending_batches(), settings.crops_ttl_seconds)
                 if direct:
-                    store.add_results(pipe, _direct_results(class_id, batch, direct), settings.result_retention_seconds)
+                    results = _direct_results(class_id, student_id, direct)
+                    store.add_results(pipe, results, settings.result_retention_seconds)
                 if new:
                     pipe.execute()
                 else:
@@ -118,5 +124,5 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
         else:
             raise RuntimeError(f"could not commit batch {batch_id} after {MAX_ATTEMPTS} attempts")
     duplicates = in_request_duplicates + len(unique) - len(new)
-    log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, batch.student_id, len(new), duplicates)
+    log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, student_id, len(new), duplicates)
     return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)

@@ -57,9 +57,16 @@ class Settings(BaseSettings):
     crops_ttl_seconds: int = Field(DAY, gt=0, description="Safety expiry of queued crops never predicted.")
     max_body_bytes: int = Field(512 * 1024, gt=0)
     max_crops_per_request: int = Field(64, ge=1)
-    # A class shares one token and each agent posts about once a second: 40 students at 2 samples/s
-    # send ~2,400 requests a minute. The limit stops a runaway or abusive token, not a full class.
-    rate_limit_per_minute: int = Field(6000, ge=0, description="Requests per class token per minute; 0 = off.")
+    # Each student has their own credential and an agent posts about once a second (at most one
+    # request per sample): 600 a minute is 10 a second, far above a working agent, and stops a
+    # runaway or abusive one without touching the rest of the class.
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per student credential per minute; 0 = off.")
+    max_clock_skew_seconds: float = Field(
+        300,
+        ge=0,
+        description="Capture times further than this ahead of the server clock are refused (422): a future "
+        "time would freeze the student's tile as their latest state.",
+    )
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when Redis is down.")
 
     coalesce_max_batches: int = Field(
