@@ -7,7 +7,8 @@ import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
 
-const ASSETS = "/join/assets";
+// Relative: the page works under a path prefix too (PUBLIC_URL/prefix/join).
+const ASSETS = "join/assets";
 const $ = (id) => document.getElementById(id);
 const show = (id, visible = true) => {
   $(id).hidden = !visible;
@@ -27,7 +28,7 @@ function setStatus(message, isError = false) {
 }
 
 async function whoAmI(credential) {
-  const response = await fetch("/v1/me", {
+  const response = await fetch("v1/me", {
     headers: { Authorization: `Bearer ${credential}` },
     credentials: "omit",
     cache: "no-store",
@@ -127,7 +128,7 @@ function scheduleSampling() {
 }
 
 async function deliver() {
-  for (;;) {
+  for (let rounds = 1; ; rounds += 1) {
     let wait = 1;
     if (state.sharing && !state.sender.stopped) wait = await state.sender.round();
     if (wait === null) {
@@ -136,6 +137,7 @@ async function deliver() {
     }
     $("sent").textContent = String(state.sender.sent);
     $("waiting").textContent = String(await state.outbox.count(ownerKey()));
+    document.body.dataset.rounds = String(rounds); // a heartbeat: tests wait on it, never on the clock
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
 }

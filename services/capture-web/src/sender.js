@@ -15,7 +15,7 @@ export class Sender {
   }
 
   async post(observations) {
-    return this.fetchFn("/v1/observations", {
+    return this.fetchFn("v1/observations", {
       method: "POST",
       headers: { "Content-Type": "application/json", Authorization: `Bearer ${this.credential}` },
       body: JSON.stringify({ observations }),
