@@ -94,7 +94,9 @@ async function sample() {
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(video, 0, 0);
   const capturedAt = Date.now() / 1000;
+  const started = performance.now();
   const faces = await detectFaces(canvas);
+  document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
   if (faces.length) {
     const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
