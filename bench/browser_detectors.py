@@ -107,7 +107,7 @@ def nose_height(points) -> float | None:
 
 def calibration(fer, results) -> dict:
     """Median placed-FER-box / detector-box geometry, as the Python agent's detectors were calibrated."""
-    scales, dxs, dys, heights = [], [], [], []
+    scales, dxs, dys, heights, rights, downs, sides = [], [], [], [], [], [], []
     for (_, (x, y, side, _h), _img), r in zip(fer, results, strict=True):
         hits = [f for f in r["faces"] if _hit((x, y, side, side), [f["box"]])]
         if not hits:
@@ -117,11 +117,21 @@ def calibration(fer, results) -> dict:
         scales.append(side / size)
         dxs.append((x + side / 2 - (bx + bw / 2)) / size)
         dys.append((y + side / 2 - (by + bh / 2)) / size)
+        marks = np.asarray(hits[0]["landmarks"], dtype=np.float64)
+        eyes, mouth = (marks[0] + marks[1]) / 2, (marks[3] + marks[4]) / 2
+        eye_mouth = float(np.linalg.norm(mouth - eyes))
+        rights.append((x + side / 2 - eyes[0]) / eye_mouth)
+        downs.append((y + side / 2 - eyes[1]) / eye_mouth)
+        sides.append(side / eye_mouth)
         height = nose_height(hits[0]["landmarks"])
         if height is not None:
             heights.append(height)
     med = lambda v: round(float(np.median(v)), 3)  # noqa: E731
-    return {"scale": med(scales), "dx": med(dxs), "dy": med(dys), "neutral_nose_height": med(heights)}
+    return {
+        "box": {"scale": med(scales), "dx": med(dxs), "dy": med(dys)},
+        "landmarks": {"right": med(rights), "down": med(downs), "side": med(sides)},
+        "neutral_nose_height": med(heights),
+    }
 
 
 def run(args) -> dict:
@@ -132,7 +142,7 @@ def run(args) -> dict:
         folder = Path(tmp)
         build(folder)
         fer = placed_frames(folder, args.faces)
-        video = video_frames(folder, args.video, args.video_frames) if args.video.is_file() else []
+        video = video_frames(folder, args.video, args.video_frames) if args.video.is_file() and args.video_frames else []
         server, port = serve(folder)
         base = f"http://127.0.0.1:{port}"
         if yunet_available():

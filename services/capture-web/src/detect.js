@@ -6,15 +6,15 @@ import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 
 /** The crop square, calibrated like the Python agent's detectors on FER faces placed in frames
  * (bench/browser_detectors.py, 200 faces, medians against the placed FER box):
- * - from the detector's box: side 0.92 * max(w, h), centre shifted by (0.039, -0.086) * max(w, h);
- * - from the landmarks: centre 0.031 (right) and 0.303 (down) eye-mouth distances from the eyes'
- *   midpoint, side 2.496 eye-mouth distances;
+ * - from the detector's box: side 0.915 * max(w, h), centre shifted by (0.039, -0.086) * max(w, h);
+ * - from the landmarks: centre 0.025 (right) and 0.296 (down) eye-mouth distances from the eyes'
+ *   midpoint, side 2.503 eye-mouth distances;
  * - the square is 0.7 * landmark square + 0.3 * box square: the tiny detector's box jitters more
  *   than the landmarks, and the blend gave the Python agent's emotion most often (93% vs 89% for
  *   the box alone, on the calibration faces; tests/join/test_parity.py measures unseen faces).
  * NEUTRAL_NOSE_HEIGHT: median nose height between eye line and mouth line on the same faces. */
-export const BOX_GEOMETRY = { scale: 0.92, dx: 0.039, dy: -0.086 };
-export const LANDMARK_GEOMETRY = { right: 0.031, down: 0.303, side: 2.496 };
+export const BOX_GEOMETRY = { scale: 0.915, dx: 0.039, dy: -0.086 };
+export const LANDMARK_GEOMETRY = { right: 0.025, down: 0.296, side: 2.503 };
 export const LANDMARK_WEIGHT = 0.7;
 export const NEUTRAL_NOSE_HEIGHT = 0.54;
 /** cropFace() geometry for a square that is already final. */
@@ -44,7 +44,8 @@ export function cropSquare(face) {
 }
 
 /** inputSize 224 with score >= 0.3: 172 of 200 placed FER faces (0.5: 158; 160 px: 141; 320 px
- * was slower and found fewer), no false alarm on empty frames (tests/join). */
+ * was slower and found fewer), no false alarm on empty frames (tests/join); on the frame downscaled
+ * to WORK_WIDTH: 174 of 200. */
 export const INPUT_SIZE = 224;
 export const MIN_SCORE = 0.3;
 
@@ -68,12 +69,36 @@ export function fivePoints(positions) {
   return [mean(positions.slice(36, 42)), mean(positions.slice(42, 48)), xy(positions[30]), xy(positions[48]), xy(positions[54])];
 }
 
-/** Faces in `input` (canvas or video): [{box: [x, y, w, h], score, landmarks: five [x, y]}]. */
+/** Like the Python agent, detect on a copy downscaled to this width: a student's face is large, and
+ * reading back and resizing a 640x480 frame in tfjs costs more than the detector's own work. */
+export const WORK_WIDTH = 320;
+const small = document.createElement("canvas");
+
+function downscaled(input) {
+  const width = input.videoWidth || input.width;
+  const height = input.videoHeight || input.height;
+  if (width <= WORK_WIDTH) return [input, 1];
+  const factor = WORK_WIDTH / width;
+  small.width = WORK_WIDTH;
+  small.height = Math.round(height * factor);
+  const context = small.getContext("2d", { willReadFrequently: true });
+  context.imageSmoothingQuality = "medium";
+  context.drawImage(input, 0, 0, small.width, small.height);
+  return [small, factor];
+}
+
+/** Faces in `input` (canvas or video), in its pixels: [{box: [x, y, w, h], score, landmarks: five [x, y]}]. */
 export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
+  const [image, factor] = downscaled(input);
   const options = new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold });
-  const found = await faceapi.detectAllFaces(input, options).withFaceLandmarks(true);
+  const found = await faceapi.detectAllFaces(image, options).withFaceLandmarks(true);
+  const up = (v) => v / factor;
   return found.map((r) => {
     const b = r.detection.box;
-    return { box: [b.x, b.y, b.width, b.height], score: r.detection.score, landmarks: fivePoints(r.landmarks.positions) };
+    return {
+      box: [up(b.x), up(b.y), up(b.width), up(b.height)],
+      score: r.detection.score,
+      landmarks: fivePoints(r.landmarks.positions).map(([x, y]) => [up(x), up(y)]),
+    };
   });
 }
