@@ -142,7 +142,8 @@ def run(args) -> dict:
         folder = Path(tmp)
         build(folder)
         fer = placed_frames(folder, args.faces)
-        video = video_frames(folder, args.video, args.video_frames) if args.video.is_file() and args.video_frames else []
+        use_video = args.video.is_file() and args.video_frames > 0
+        video = video_frames(folder, args.video, args.video_frames) if use_video else []
         server, port = serve(folder)
         base = f"http://127.0.0.1:{port}"
         if yunet_available():

@@ -24,10 +24,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from classroom_capture.synthetic import FrameMaker, load_fer_faces  # noqa: E402
 from classroom_contract import store, tokens  # noqa: E402
-from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
-
 from join.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 from join.test_join_page import FPS, write_y4m  # noqa: E402
+from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
