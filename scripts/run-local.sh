@@ -21,6 +21,13 @@ API_PORT=${API_PORT:-8000}
 DASHBOARD_PORT=${DASHBOARD_PORT:-8080}
 DEMO_STUDENTS=${DEMO_STUDENTS:-12}
 mkdir -p .cache/run-local
+# The dashboard's SECRET_KEY seals the students' credentials the roster shows: keep one across runs.
+if [ -z "${SECRET_KEY:-}" ]; then
+  [ -s .cache/run-local/secret-key ] || (umask 077 && python3 -c 'import secrets; print(secrets.token_hex(32))' >.cache/run-local/secret-key)
+  SECRET_KEY=$(cat .cache/run-local/secret-key)
+fi
+export SECRET_KEY
+export PUBLIC_URL=${PUBLIC_URL:-http://127.0.0.1:${API_PORT}}  # join links point at the API
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
@@ -33,14 +40,19 @@ if ! redis-cli -u "$REDIS_URL" ping >/dev/null 2>&1; then
 fi
 
 classroom-dashboard create-teacher --username demo --password demo-password --replace >/dev/null
-token=$(classroom-dashboard rotate-token --class-id demo 2>/dev/null ||
-  classroom-dashboard create-class --teacher demo --class-id demo --name "Demo class" 2>/dev/null)
+if [ "$DEMO_STUDENTS" -gt 0 ]; then
+  # Enrols the simulated students; each one's credential goes to a 0600 file, not a command line.
+  classroom-dashboard demo-class --teacher demo --class-id demo --students "$DEMO_STUDENTS" \
+    --credentials-file .cache/run-local/demo-credentials.json >/dev/null
+else
+  classroom-dashboard create-class --teacher demo --class-id demo --name "Demo class" >/dev/null 2>&1 || true
+fi
 
 classroom-api --port "$API_PORT" >.cache/run-local/api.log 2>&1 & pids+=($!)
 classroom-worker >.cache/run-local/worker.log 2>&1 & pids+=($!)
 classroom-dashboard serve --port "$DASHBOARD_PORT" >.cache/run-local/dashboard.log 2>&1 & pids+=($!)
 if [ "$DEMO_STUDENTS" -gt 0 ]; then
-  classroom-demo --server "http://127.0.0.1:$API_PORT" --token "$token" --students "$DEMO_STUDENTS" \
+  classroom-demo --server "http://127.0.0.1:$API_PORT" --credentials .cache/run-local/demo-credentials.json \
     >.cache/run-local/demo.log 2>&1 & pids+=($!)
 fi
 echo "dashboard: http://127.0.0.1:$DASHBOARD_PORT  (user demo, password demo-password)"

@@ -14,13 +14,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from classroom_contract import SIGNATURE, keys
+from classroom_contract import SIGNATURE, keys, store
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -565,16 +566,16 @@ def test_caddyfile_is_mounted_and_the_demo_uses_its_internal_name():
 # --- demo profile ---------------------------------------------------------------------------------------
 
 
-def test_demo_agents_read_the_token_and_ca_that_the_setup_jobs_write():
+def test_demo_agents_read_the_credentials_and_ca_that_the_setup_jobs_write():
     compose = services()
     setup, ca, agents = compose["demo-setup"], compose["demo-ca"], compose["demo-agents"]
     setup_volume = {v.split(":")[0]: v.split(":")[1] for v in setup["volumes"]}
     agent_volume = {v.split(":")[0]: v.split(":")[1] for v in agents["volumes"]}
-    token_path = re.search(r"token_file=(\S+)", command_text(setup)).group(1)
-    shared = next(name for name, path in setup_volume.items() if token_path.startswith(path + "/"))
-    agent_token_path = token_path.replace(setup_volume[shared], agent_volume[shared], 1)
-    assert f"$$(cat {agent_token_path})" in command_text(agents)
-    for flag in ("--server", "--token", "--students"):
+    credentials_path = re.search(r"credentials_file=(\S+)", command_text(setup)).group(1)
+    shared = next(name for name, path in setup_volume.items() if credentials_path.startswith(path + "/"))
+    agent_credentials_path = credentials_path.replace(setup_volume[shared], agent_volume[shared], 1)
+    assert f"--credentials {agent_credentials_path}" in command_text(agents)  # a path, never a secret
+    for flag in ("--server", "--credentials", "--students"):
         assert flag in command_text(agents)
     assert "classroom-demo" in command_text(agents)
     ca_volume = {v.split(":")[0]: v.split(":")[1] for v in ca["volumes"]}
@@ -623,14 +624,14 @@ def test_demo_services_exit_0_at_once_when_turned_off(name, tmp_path):
     assert not list(tmp_path.glob("*.log")), "nothing may run with DEMO_STUDENTS=0"
 
 
-def test_demo_agents_exec_the_demo_with_the_token_and_students(tmp_path):
-    (tmp_path / "demo-token").write_text("token-123\n")
+def test_demo_agents_exec_the_demo_with_the_credentials_file_and_students(tmp_path):
     path = fake_bin(tmp_path, "classroom-demo")
     env = {**os.environ, **demo_env("demo-agents", DEMO_STUDENTS="3"), "PATH": path}
     result = subprocess.run(["sh", "-c", demo_script("demo-agents", tmp_path)], env=env, capture_output=True)
     assert result.returncode == 0, result.stderr
     argv = (tmp_path / "classroom-demo.log").read_text().split()
-    assert argv == ["--server", "https://classroom.internal", "--token", "token-123", "--students", "3"]
+    credentials = f"{tmp_path}/demo-credentials.json"
+    assert argv == ["--server", "https://classroom.internal", "--credentials", credentials, "--students", "3"]
 
 
 def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redis_url, redis_client):
@@ -665,19 +666,25 @@ def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redi
         return result
 
     first_run = run()
-    first = (tmp_path / "demo-token").read_text().strip()
-    assert first and "\n" not in first
+    credentials_file = tmp_path / "demo-credentials.json"
+    first = json.loads(credentials_file.read_text())
+    assert len(first) == int(env["DEMO_STUDENTS"]) and stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
+    assert all(store.student_for_credential(redis_client, c) for c in first.values())
+    assert not any(c in first_run.stdout + first_run.stderr for c in first.values()), "credentials are never logged"
     # The newcomer's instructions: where to go, who to log in as, where the password is.
     out = first_run.stdout
     assert "https://localhost " in out and "Username:   demo" in out
     assert f"docker compose exec dashboard cat {SECRETS_DIR}/demo-teacher-password" in out
     assert password not in out + first_run.stderr, "the password itself is never logged"
     assert run().stdout.count("Dashboard:") == 1, "a re-run prints the instructions again"
-    assert (tmp_path / "demo-token").read_text().strip() == first, "a re-run keeps the class and its token"
-    (tmp_path / "demo-token").unlink()
+    assert json.loads(credentials_file.read_text()) == first, "a re-run keeps the class and its credentials"
+    credentials_file.unlink()
     run()
-    second = (tmp_path / "demo-token").read_text().strip()
-    assert second and second != first, "a lost token file gets a fresh token for the existing class"
+    second = json.loads(credentials_file.read_text())
+    assert set(second) == set(first) and not set(second.values()) & set(first.values()), (
+        "a lost credentials file gets fresh credentials for the existing students"
+    )
+    assert not any(store.student_for_credential(redis_client, c) for c in first.values())
     assert redis_client.exists(keys.class_meta("demo"))
     assert "https://school.example:8443 " in run(SITE_ADDRESS="school.example", HTTPS_PORT="8443").stdout
 
@@ -686,7 +693,7 @@ def test_demo_setup_creates_nothing_when_the_demo_is_off(tmp_path, redis_url, re
     env = {**os.environ, **demo_env("demo-setup", DEMO_STUDENTS="0"), "REDIS_URL": redis_url}
     result = subprocess.run(["sh", "-c", demo_script("demo-setup", tmp_path)], env=env, capture_output=True)
     assert result.returncode == 0
-    assert not redis_client.keys("*") and not (tmp_path / "demo-token").exists()
+    assert not redis_client.keys("*") and not (tmp_path / "demo-credentials.json").exists()
 
 
 # --- the guides -----------------------------------------------------------------------------------------

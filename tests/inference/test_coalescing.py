@@ -41,8 +41,8 @@ def _queue_batches(redis_client, settings, n: int, crops_each: int = 2):
     faces, metas = {}, []
     for i in range(n):
         crops = fer_faces(crops_each, offset=20 + crops_each * i)
-        batch = ObservationBatch(student_id=f"s{i}", observations=[observation(c) for c in crops])
-        outcome = ingest(redis_client, queue, "c1", batch, settings)
+        batch = ObservationBatch(observations=[observation(c) for c in crops])
+        outcome = ingest(redis_client, queue, "c1", f"s{i}", batch, settings)
         metas.append(queue.fetch_job(outcome.batch_id).kwargs["meta"])
         faces.update({str(o.observation_id): c for o, c in zip(batch.observations, crops, strict=True)})
     return metas, faces

@@ -35,8 +35,8 @@ def slow_server():
 def _submit(redis_url: str, class_id: str, n: int, **settings) -> tuple[list[str], str]:
     """Ingest one batch of `n` real faces the way the API does; return observation ids and job id."""
     client = redis.Redis.from_url(redis_url)
-    batch = ObservationBatch(student_id="s1", observations=[observation(f) for f in fer_faces(n, offset=200)])
-    outcome = ingest(client, inference_queue(client), class_id, batch, Settings(redis_url=redis_url, **settings))
+    batch = ObservationBatch(observations=[observation(f) for f in fer_faces(n, offset=200)])
+    outcome = ingest(client, inference_queue(client), class_id, "s1", batch, Settings(redis_url=redis_url, **settings))
     client.close()
     return [str(o.observation_id) for o in batch.observations], outcome.batch_id
 

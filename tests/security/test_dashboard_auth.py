@@ -1,16 +1,16 @@
 """Dashboard access matrix and browser-facing protections.
 
-Teacher bob, logged in, tries every route of alice's class (pages, JSON, SSE, CSV, delete, token
-rotation, lessons): each is 403 and changes nothing. Logged out, pages redirect to the login and
-the JSON/SSE API answers 401. Every response carries the security headers; the session cookie is
-HttpOnly and SameSite (and Secure outside development).
+Teacher bob, logged in, tries every route of alice's class (pages, JSON, SSE, CSV, delete, the
+roster and its join cards, enrol/rename/remove/new link, lessons): each is 403 and changes nothing.
+Logged out, pages redirect to the login and the JSON/SSE API answers 401. Every response carries the
+security headers; the session cookie is HttpOnly and SameSite (and Secure outside development).
 """
 
 from __future__ import annotations
 
 import pytest
 from classroom_contract import keys, store
-from classroom_dashboard import accounts, create_app, lessons
+from classroom_dashboard import accounts, create_app, credentials, lessons
 
 from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
 
@@ -25,10 +25,15 @@ READS = [
     f"/classes/{CLASS}/export.csv?lesson=LESSON",
     f"/api/classes/{CLASS}/students",
     f"/api/classes/{CLASS}/events",
+    f"/classes/{CLASS}/roster",
+    f"/classes/{CLASS}/roster/print",
 ]
 WRITES = [
     f"/classes/{CLASS}/students/s1/delete",
-    f"/classes/{CLASS}/token",
+    f"/classes/{CLASS}/roster",
+    f"/classes/{CLASS}/roster/s1/rename",
+    f"/classes/{CLASS}/roster/s1/rotate",
+    f"/classes/{CLASS}/roster/s1/remove",
     f"/classes/{CLASS}/lessons/start",
     f"/classes/{CLASS}/lessons/stop",
 ]
@@ -49,11 +54,13 @@ def app(redis_url):
 
 @pytest.fixture
 def seeded(redis_client):
-    """alice owns 7b (with a student and a finished lesson), bob owns 8a; returns the lesson id."""
+    """alice owns 7b (with an enrolled student s1, a result and a finished lesson), bob owns 8a; returns the
+    lesson id."""
     accounts.create_teacher(redis_client, "alice", PASSWORD)
     accounts.create_teacher(redis_client, "bob", PASSWORD)
     accounts.create_class(redis_client, "alice", CLASS, "Class 7b")
     accounts.create_class(redis_client, "bob", "8a", "Class 8a")
+    credentials.enrol(redis_client, "security-test", CLASS, "s1", "Student One")
     write(redis_client, result(CLASS, "s1"))
     lesson = lessons.start_lesson(redis_client, CLASS, "alice")
     lessons.stop_lesson(redis_client, CLASS)
@@ -62,7 +69,8 @@ def seeded(redis_client):
 
 def _state(redis_client) -> dict:
     return {
-        "token": store.class_info(redis_client, CLASS)["token_sha256"],
+        "class": store.class_info(redis_client, CLASS),
+        "enrolled": store.enrolled_students(redis_client, CLASS),  # names, credential hashes, sealed copies
         "students": store.class_students(redis_client, CLASS),
         "lesson": redis_client.get(keys.class_current_lesson(CLASS)),
         "lessons": redis_client.zcard(keys.class_lessons(CLASS)),

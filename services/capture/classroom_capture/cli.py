@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from classroom_contract import tokens
+from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ
 
 from classroom_capture import __version__
 from classroom_capture.paths import default_outbox, default_pause_file
@@ -191,7 +192,7 @@ def _main(argv: list[str] | None) -> int:
     if args.rate is not None and not 0 < args.rate <= 30:
         return fail(EXIT_USAGE, "--rate must be between 0 and 30 samples per second")
 
-    from classroom_capture.sender import AuthRejected, Sender, SenderFatal
+    from classroom_capture.sender import AuthRejected, Sender, SenderFatal, fetch_identity
 
     outbox_path = args.outbox or default_outbox()
     if args.send_pending:
@@ -210,22 +211,18 @@ def _main(argv: list[str] | None) -> int:
 
     from classroom_capture.control import ask_consent, consent_text, start_key_listener
 
-    outbox = _open_outbox(outbox_path, args.outbox_max)
-    if isinstance(outbox, int):
-        return outbox
-    sender = Sender(args.server, args.token, outbox)
-    try:
-        me = sender.whoami()
+    try:  # whom this code belongs to, so the student sees their own name before agreeing
+        me = fetch_identity(args.server, args.token)
     except AuthRejected as exc:
         return fail(EXIT_AUTH, str(exc))
     except SenderFatal as exc:
         return fail(EXIT_SERVER, str(exc))
     who = _describe(me)
-    rate = args.rate or (me.sample_rate_hz if me else 2.0)
-    if me is None:
-        log.warning("server unreachable now: capturing anyway, observations wait in the outbox until it is back")
+    rate = args.rate or min(30.0, max(0.1, me.sample_rate_hz if me else DEFAULT_SAMPLE_RATE_HZ))
+    if me is None:  # offline is normal: capture anyway, the outbox keeps everything until the server is back
+        log.info("server not reachable now; observations wait in the outbox until it is")
     else:
-        sys.stderr.write(f"classroom-capture: you are {who}\n")
+        log.info("you are %s", who)
 
     if not args.consent:
         text = consent_text(args.server, who, rate, detector.name, Path(outbox_path), pause.path)
@@ -240,6 +237,12 @@ def _main(argv: list[str] | None) -> int:
         source = open_source(args.source, rate=rate, loop=args.loop)
     except SourceError as exc:
         return fail(EXIT_SOURCE, str(exc))
+
+    outbox = _open_outbox(outbox_path, args.outbox_max)
+    if isinstance(outbox, int):
+        source.close()
+        return outbox
+    sender = Sender(args.server, args.token, outbox)
 
     from classroom_capture.agent import Agent
 

@@ -148,31 +148,8 @@ class Sender:
         return self.outbox.count(self.owner)
 
     def whoami(self) -> StudentIdentity | None:
-        """`GET /v1/me`: whom the credential belongs to; None when the server cannot be reached now.
-        AuthRejected for an unknown or revoked credential, SenderFatal for a wrong URL."""
-        try:
-            response = self.session.get(self.server + ME_PATH, timeout=self.timeout, allow_redirects=False)
-        except requests.RequestException:
-            return None
-        if response.status_code in (401, 403):
-            raise AuthRejected(self._auth_message(response.status_code))
-        if response.status_code == 429 or response.status_code >= 500:
-            return None
-        if response.status_code != 200:
-            raise SenderFatal(
-                f"the server answered HTTP {response.status_code} to GET {self.server + ME_PATH}: check --server"
-            )
-        try:
-            return StudentIdentity.model_validate_json(response.content)
-        except ValueError:
-            raise SenderFatal(f"{self.server + ME_PATH} did not answer like a class server: check --server") from None
-
-    @staticmethod
-    def _auth_message(status: int) -> str:
-        return (
-            f"the server refused your code (HTTP {status}): it is wrong or was replaced; "
-            "ask your teacher for your join link (CLASSROOM_TOKEN / --join-link)"
-        )
+        """`GET /v1/me` with this sender's credential: see `fetch_identity`."""
+        return fetch_identity(self.server, self.session, self.timeout)
 
     # --- one request ----------------------------------------------------------------------------
 
@@ -206,7 +183,7 @@ class Sender:
             return Step("sent", len(seqs))
         detail = _detail(response)
         if status in (401, 403):
-            raise AuthRejected(self._auth_message(status))
+            raise AuthRejected(_auth_message(status))
         if status in (400, 413, 422):
             if len(seqs) > 1:  # bisect towards the culprit, keeping the order of everything else
                 self._limit, self._isolating = max(1, len(seqs) // 2), True
@@ -279,6 +256,41 @@ class Sender:
             log.debug("sender crashed", exc_info=True)
             self.fatal = SenderFatal(f"sender stopped unexpectedly: {type(exc).__name__}: {exc}")
             stop.set()
+
+
+def fetch_identity(
+    server: str, session_or_credential: requests.Session | str, timeout: tuple[float, float] = (5.0, 20.0)
+) -> StudentIdentity | None:
+    """`GET /v1/me`: whom the credential belongs to; None when the server cannot be reached now.
+
+    AuthRejected for an unknown or revoked credential, SenderFatal for a URL that is not a class server.
+    """
+    session = session_or_credential
+    if isinstance(session, str):
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {normalise(session_or_credential)}"})
+    url = server.rstrip("/") + ME_PATH
+    try:
+        response = session.get(url, timeout=timeout, allow_redirects=False)
+    except requests.RequestException:
+        return None
+    if response.status_code in (401, 403):
+        raise AuthRejected(_auth_message(response.status_code))
+    if response.status_code == 429 or response.status_code >= 500:
+        return None
+    if response.status_code != 200:
+        raise SenderFatal(f"the server answered HTTP {response.status_code} to GET {url}: check --server")
+    try:
+        return StudentIdentity.model_validate_json(response.content)
+    except ValueError:
+        raise SenderFatal(f"{url} did not answer like a class server: check --server") from None
+
+
+def _auth_message(status: int) -> str:
+    return (
+        f"the server refused your code (HTTP {status}): it is wrong or was replaced; "
+        "ask your teacher for your join link (CLASSROOM_TOKEN / --join-link)"
+    )
 
 
 def _detail(response: requests.Response) -> str:
