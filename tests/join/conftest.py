@@ -74,10 +74,32 @@ def bench_site(built_page, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def chromium():
+def playwright():
+    """One Playwright for the session (its sync API cannot nest); tests launch browsers from it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def camera_browser(playwright, camera):
+    """Chromium whose camera plays `camera` (a Y4M file) and grants access without asking."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}",
+        ],
+    )
+    yield browser
+    browser.close()

@@ -17,7 +17,7 @@ from classroom_contract import store, tokens
 from inference.support import Worker, new_class, service_env
 from procs import BIN, Proc, free_port, http_ok, wait_until
 
-from join.conftest import CHROMIUM, CHROMIUM_ARGS, needs_browser
+from join.conftest import needs_browser
 
 pytestmark = needs_browser
 
@@ -79,76 +79,66 @@ def _rounds(page) -> int:
     return int(page.evaluate("document.body.dataset.rounds || '0'"))
 
 
-def test_join_consent_capture_restart_pause_and_results(system, camera, redis_client):
-    from playwright.sync_api import expect, sync_playwright
+def test_join_consent_capture_restart_pause_and_results(system, camera_browser, redis_client):
+    from playwright.sync_api import expect
 
     api, klass = system
     credential = klass.credential("ada")
     posted, foreign = [], []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                *CHROMIUM_ARGS,
-                "--use-fake-device-for-media-stream",
-                "--use-fake-ui-for-media-stream",
-                f"--use-file-for-fake-video-capture={camera}",
-            ],
-        )
-        context = browser.new_context()
+    context = camera_browser.new_context()
 
-        def only_our_origin(route):
-            if route.request.url.startswith(api.url + "/"):
-                route.continue_()
-            else:  # every other origin is blocked: the page must work without any
-                foreign.append(route.request.url)
-                route.abort()
+    def only_our_origin(route):
+        if route.request.url.startswith(api.url + "/"):
+            route.continue_()
+        else:  # every other origin is blocked: the page must work without any
+            foreign.append(route.request.url)
+            route.abort()
 
-        context.route("**/*", only_our_origin)
-        page = context.new_page()
-        errors = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on(
-            "request",
-            lambda r: posted.append(r.post_data_json) if r.method == "POST" and "/v1/observations" in r.url else None,
-        )
-        response = page.goto(f"{api.url}/join#{tokens.display(credential).lower()}")
-        csp = response.headers["content-security-policy"]
-        assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "script-src 'self'" in csp
+    context.route("**/*", only_our_origin)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "request",
+        lambda r: posted.append(r.post_data_json) if r.method == "POST" and "/v1/observations" in r.url else None,
+    )
+    response = page.goto(f"{api.url}/join#{tokens.display(credential).lower()}")
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "script-src 'self'" in csp
 
-        # Consent first: who and what, in plain words; the camera is off and nothing is sent.
-        expect(page.locator("#consent")).to_be_visible()
-        expect(page.locator("#student-name")).to_have_text("ada")
-        expect(page.locator("#class-name")).to_have_text("Physics 2B")
-        assert "48 by 48" in page.locator("#consent").inner_text()
-        assert page.evaluate("location.hash") == ""  # the credential left the address bar at once
-        assert page.evaluate("document.getElementById('preview').srcObject") is None
-        assert posted == []
+    # Consent first: who and what, in plain words; the camera is off and nothing is sent.
+    expect(page.locator("#consent")).to_be_visible()
+    expect(page.locator("#student-name")).to_have_text("ada")
+    expect(page.locator("#class-name")).to_have_text("Physics 2B")
+    assert "48 by 48" in page.locator("#consent").inner_text()
+    assert page.evaluate("location.hash") == ""  # the credential left the address bar at once
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
+    assert posted == []
 
-        page.locator("#agree").click()
-        expect(page.locator("#state")).to_have_text("SHARING with your class")
-        wait_until(lambda: _counter(page, "sent") >= 6, timeout=90, what="observations delivered")
+    page.locator("#agree").click()
+    expect(page.locator("#state")).to_have_text("SHARING with your class")
+    wait_until(lambda: _counter(page, "sent") >= 6, timeout=90, what="observations delivered")
 
-        # The server goes away mid-run: observations wait in IndexedDB, then arrive once, when it is back.
-        api.stop()
-        wait_until(lambda: _counter(page, "waiting") >= 4, timeout=60, what="observations waiting while down")
-        api.start()
-        wait_until(lambda: _counter(page, "waiting") <= 1, timeout=90, what="the outbox delivered")
+    # The server goes away mid-run: observations wait in IndexedDB, then arrive once, when it is back.
+    api.stop()
+    wait_until(lambda: _counter(page, "waiting") >= 4, timeout=60, what="observations waiting while down")
+    api.start()
+    wait_until(lambda: _counter(page, "waiting") <= 1, timeout=90, what="the outbox delivered")
 
-        # Pause: the camera stops, the banner says so, and nothing more is captured or sent.
-        page.locator("#toggle").click()
-        expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
-        assert page.evaluate("document.getElementById('preview').srcObject") is None
-        rounds = _rounds(page)
-        wait_until(lambda: _rounds(page) >= rounds + 1, timeout=30, what="the counters to catch up with the pause")
-        requests_at_pause, waiting_at_pause = len(posted), _counter(page, "waiting")
-        rounds = _rounds(page)
-        wait_until(lambda: _rounds(page) >= rounds + 4, timeout=30, what="four delivery rounds while paused")
-        assert len(posted) == requests_at_pause
-        assert _counter(page, "waiting") == waiting_at_pause
-        sent = _counter(page, "sent")
-        browser.close()
+    # Pause: the camera stops, the banner says so, and nothing more is captured or sent.
+    page.locator("#toggle").click()
+    expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
+    rounds = _rounds(page)
+    wait_until(lambda: _rounds(page) >= rounds + 1, timeout=30, what="the counters to catch up with the pause")
+    requests_at_pause, waiting_at_pause = len(posted), _counter(page, "waiting")
+    rounds = _rounds(page)
+    wait_until(lambda: _rounds(page) >= rounds + 4, timeout=30, what="four delivery rounds while paused")
+    assert len(posted) == requests_at_pause
+    assert _counter(page, "waiting") == waiting_at_pause
+    sent = _counter(page, "sent")
+    context.close()
 
     assert foreign == []
     assert not [e for e in errors if "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e], errors
@@ -208,4 +198,22 @@ def test_unknown_code_is_refused_in_plain_words(system, chromium):
 
     expect(page.locator("#code-error")).to_contain_text("not valid")
     assert page.locator("#consent").is_hidden()
+    page.close()
+
+
+def test_a_revoked_link_stops_the_page_and_says_why(system, camera_browser, redis_client):
+    """The teacher issues the student a new link: the old page stops sharing and says so."""
+    from playwright.sync_api import expect
+
+    api, klass = system
+    credential = klass.credential("bea")
+    page = camera_browser.new_page()
+    page.goto(f"{api.url}/join#{credential}")
+    page.locator("#agree").click()
+    wait_until(lambda: _counter(page, "sent") >= 2, timeout=90, what="observations delivered")
+    store.rotate_credential(redis_client, klass.class_id, "bea", tokens.new_credential())
+    expect(page.locator("#status")).to_contain_text("no longer valid", timeout=30_000)
+    expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+    expect(page.locator("#toggle")).to_be_disabled()
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
     page.close()

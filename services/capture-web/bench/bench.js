@@ -2,6 +2,9 @@
 // detector module on frames served from 127.0.0.1.
 import { cropFace, toGray } from "../src/crop.js";
 import { IDENTITY, cropSquare, detectFaces, loadDetector } from "../src/detect.js";
+import { Outbox } from "../src/outbox.js";
+
+window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 
 const canvas = document.createElement("canvas");
 

@@ -134,7 +134,9 @@ async function deliver() {
     let wait = 1;
     if (state.sharing && !state.sender.stopped) wait = await state.sender.round();
     if (wait === null) {
-      await pause();
+      await pause(); // the credential was revoked: nothing more can be sent with it
+      $("toggle").disabled = true;
+      sessionStorage.removeItem("credential");
       return;
     }
     $("sent").textContent = String(state.sender.sent);
