@@ -18,7 +18,8 @@ apt_install() {
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install redis-server chromium busybox nodejs  # nodejs brings npm
+apt_install redis-server chromium busybox
+command -v npm >/dev/null || apt_install nodejs npm  # for the /join page's build (npm ci + esbuild)
 
 # The browser capture page (/join): pinned by package-lock.json, built into services/capture-web/dist
 # (served by the API; never committed). npm ci only when the lockfile changed since the last install.
