@@ -17,11 +17,10 @@ from classroom_contract.labels import CROP_SIZE, NUM_EMOTIONS
 CROP_BYTES = CROP_SIZE * CROP_SIZE
 #: Most observations one POST may carry; an agent with more sends several requests.
 MAX_OBSERVATIONS_PER_REQUEST = 64
-#: Student and class ids (they appear in URLs and Redis keys). Anchored for pydantic's Rust regex,
-#: where `$` is the end of the text; in Python always use `is_valid_id` (full match): Python's `$`
-#: also matches before a trailing newline, which let "7b\n" through (issue 14, finding 11).
+#: Student, class and lesson ids (they appear in URLs and Redis keys). Unanchored on purpose: use it
+#: with `re.fullmatch` (or `is_valid_id`), never `re.match` with `^...$`: Python's `$` also matches
+#: before a trailing newline, which let "7b\n" through (issue 14, finding 11).
 ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
-STUDENT_ID_PATTERN = f"^{ID_REGEX}$"
 _ID = re.compile(ID_REGEX)
 #: Samples per second an agent takes unless its class says otherwise.
 DEFAULT_SAMPLE_RATE_HZ = 2.0

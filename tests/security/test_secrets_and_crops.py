@@ -1,9 +1,10 @@
 """Secrets never logged or stored in clear, and no crop left in Redis once predicted.
 
 Real processes on loopback: Redis, `classroom-api` and `classroom-worker` (local SavedModel) at
-DEBUG, and the dashboard under gunicorn with its access log. With a known class token, teacher
+DEBUG, and the dashboard under gunicorn with its access log. With a known student credential, teacher
 password and session key, the test ingests real faces, lets the worker predict them, logs in
-(once wrongly), reads the class and rotates its token in the UI; then it reads every process log
+(once wrongly), reads the class, its roster and join cards and issues the student a new credential
+in the UI; then it reads every process log
 and every Redis key (RQ job payloads decompressed) and looks for each secret and each crop.
 """
 

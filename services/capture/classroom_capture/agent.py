@@ -136,5 +136,5 @@ class Agent:
                 self.dropped += dropped
                 log.warning("outbox full (%d): dropped the %d oldest observation(s)", self.outbox.max_items, dropped)
             if self.captured == 1 or self.sender.pending() >= self.sender.batch_size:
-                wake.set()  # the first one at once: a wrong token or URL shows up immediately
+                wake.set()  # the first one at once: a wrong code or URL shows up immediately
         return False
