@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from classroom_capture.cvsetup import cv2
-from classroom_capture.detector import analyse, make_detector, yunet_available
+from classroom_capture.detector import CropGeometry, Face, analyse, crop_face, make_detector, yunet_available
 from classroom_capture.synthetic import FrameMaker, load_fer_faces
 from classroom_contract import EMOTIONS
 
@@ -53,7 +53,7 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     assert page.evaluate("benchInit()") == "wasm"
     yunet = make_detector("yunet")
     both, same_face, browser_found, python_found, false_alarms = 0, 0, 0, 0, 0
-    crops_py, crops_js = [], []
+    crops_py, crops_js, port_error = [], [], []
     for url, frame in placed:
         result = page.evaluate("u => benchDetect(u, 224, 0.3)", url)
         facts = analyse(frame.image, yunet)
@@ -61,6 +61,10 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
             false_alarms += len(result["faces"])
             continue
         js_hit = [f for f in result["faces"] if _hit(frame.box, f["box"])]
+        if result["square"]:  # the page's crop.js is the agent's crop_face(): same square, same pixels
+            same_square = crop_face(frame.image, Face(tuple(result["square"]), 1.0), CropGeometry())
+            js_crop = np.array(result["crop"], dtype=np.int16).reshape(48, 48)
+            port_error.append(float(np.abs(same_square.astype(np.int16) - js_crop).mean()))
         browser_found += bool(js_hit)
         python_found += facts.face_count > 0 and _hit(frame.box, facts.face.box)
         if js_hit and facts.face_count:
@@ -76,8 +80,9 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
         f"placed FER faces: browser found {browser_found}/{FACES}, python (yunet) {python_found}/{FACES}; "
         f"both {both}, same face {same_face}/{both}; same emotion {agree:.1%} "
         f"({dict(zip(*np.unique([EMOTIONS[i] for i in emotions_js], return_counts=True), strict=True))}); "
-        f"false alarms on {EMPTY} empty frames: {false_alarms}"
+        f"false alarms on {EMPTY} empty frames: {false_alarms}; crop port error <= {max(port_error):.2f} grey levels"
     )
+    assert max(port_error) < 1.0, max(port_error)  # grey levels, mean over the crop
     assert false_alarms == 0
     assert browser_found >= 0.75 * FACES
     assert same_face == both

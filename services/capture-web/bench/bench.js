@@ -26,11 +26,13 @@ window.benchDetect = async (url, inputSize, scoreThreshold) => {
   const faces = await detectFaces(input, inputSize, scoreThreshold);
   const ms = performance.now() - t0;
   let crop = null;
+  let square = null;
   if (faces.length) {
     const largest = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
     const rgba = input.getContext("2d").getImageData(0, 0, input.width, input.height).data;
     const gray = toGray(rgba, input.width, input.height);
-    crop = Array.from(cropFace(gray, input.width, input.height, cropSquare(largest), IDENTITY));
+    square = cropSquare(largest);
+    crop = Array.from(cropFace(gray, input.width, input.height, square, IDENTITY));
   }
-  return { ms, faces, crop };
+  return { ms, faces, crop, square };
 };

@@ -38,7 +38,8 @@ function gaussianKernel(sigma) {
   return kernel.map((v) => v / sum);
 }
 
-/** Blur the window [x0, x1) x [y0, y1) of `gray` (edges replicated); returns a Float32Array window. */
+/** Blur the window [x0, x1) x [y0, y1) of `gray`; returns a Float32Array window. The frame's edges are
+ * replicated (cv2.GaussianBlur reflects them): the two differ only within a few pixels of the frame's border. */
 function blurWindow(gray, width, height, x0, y0, x1, y1, sigma) {
   const kernel = gaussianKernel(sigma);
   const half = (kernel.length - 1) / 2;
@@ -81,7 +82,10 @@ export function cropFace(gray, width, height, box, geometry) {
   let ox;
   let oy;
   if (x1 <= x0 || y1 <= y0) {
-    return new Uint8Array(CROP_SIZE * CROP_SIZE).fill(gray[Math.min(gray.length - 1, 0)]);
+    // The square lies wholly outside the frame: the nearest frame pixel, replicated (as cv2 would).
+    const nx = Math.min(width - 1, Math.max(0, Math.round(cx)));
+    const ny = Math.min(height - 1, Math.max(0, Math.round(cy)));
+    return new Uint8Array(CROP_SIZE * CROP_SIZE).fill(gray[ny * width + nx]);
   }
   if (scale < 0.5) {
     const sigma = (0.5 / scale) * 0.6;
@@ -107,13 +111,13 @@ export function cropFace(gray, width, height, box, geometry) {
     const sy = (v - (CROP_SIZE / 2 - scale * cy)) * inv;
     for (let u = 0; u < CROP_SIZE; u += 1) {
       const sx = (u - (CROP_SIZE / 2 - scale * cx)) * inv;
-      out[v * CROP_SIZE + u] = bilinear(src, sw, sh, sx - ox, sy - oy, ox, oy, width, height);
+      out[v * CROP_SIZE + u] = bilinear(src, sw, sh, sx - ox, sy - oy);
     }
   }
   return out;
 }
 
-function bilinear(src, sw, sh, x, y, ox, oy, width, height) {
+function bilinear(src, sw, sh, x, y) {
   // Edge replication at the FRAME's border (the window is clamped to the frame, so clamping to the
   // window equals clamping to the frame wherever the window touches the frame's edge).
   const fx = Math.floor(x);
