@@ -19,6 +19,17 @@ apt_install() {
   fi
 }
 apt_install redis-server chromium busybox
+command -v npm >/dev/null || apt_install nodejs npm  # for the /join page's build (npm ci + esbuild)
+
+# The browser capture page (/join): pinned by package-lock.json, built into services/capture-web/dist
+# (served by the API; never committed). npm ci only when the lockfile changed since the last install.
+(
+  cd services/capture-web
+  if ! cmp -s package-lock.json node_modules/.installed-lock.json; then
+    npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json
+  fi
+  npm run --silent build
+)
 
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

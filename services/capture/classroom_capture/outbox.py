@@ -7,6 +7,11 @@ SQLite, one file, in the per-user data dir (or --outbox). Oldest first (insertio
 Bounded: at most `max_items` observations (default 10,000: ~35 MB, 83 minutes at 2 samples/s).
 Policy when full: the OLDEST observations are dropped to make room and counted (`dropped`), because
 a live dashboard needs the newest data most, and a laptop must not fill its disk while offline.
+
+Private: the crops are faces, so the folder the outbox creates is 0700 and the database with its
+WAL/SHM side files is 0600 (SQLite gives the side files the database file's mode), tightened on every
+open so an outbox made by an older version is fixed too. A folder that already existed is left as
+it is (it may be the user's own, e.g. --outbox ~/outbox.sqlite3), except the agent's own data dir.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from classroom_contract import Observation
 from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
+
+from classroom_capture.paths import data_dir
 
 DEFAULT_MAX_ITEMS = 10_000
 
@@ -46,13 +53,15 @@ class Outbox:
             raise ValueError("max_items must be at least 1")
         self.path, self.max_items = str(path), max_items
         if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(_private_file(Path(self.path).expanduser()))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")  # a process kill never corrupts or loses a commit
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if self.path != ":memory:":
+            _tighten_side_files(Path(self.path))
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -147,6 +156,31 @@ class Outbox:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+def _private_file(path: Path) -> Path:
+    """Create `path` (and missing folders) readable by its owner only; tighten an existing one."""
+    missing = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(created, 0o700)  # mkdir's mode is masked by the umask
+    if path.parent.resolve() == data_dir().resolve():
+        os.chmod(path.parent, 0o700)  # our own data dir, perhaps made world-readable by an older version
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _tighten_side_files(path: Path) -> None:
+    """-wal/-shm files left by an older version (SQLite creates new ones with the database's mode)."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)
 
 
 class _Transaction:

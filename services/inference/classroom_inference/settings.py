@@ -25,6 +25,12 @@ def default_model_dir() -> Path:
     return checkout if checkout.is_dir() else Path.cwd() / "models" / SIGNATURE.model_name
 
 
+def default_join_page_dir() -> Path:
+    """<repo>/services/capture-web/dist (built by `npm ci && npm run build` there) in a checkout;
+    the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
+    return Path(__file__).resolve().parents[2] / "capture-web" / "dist"
+
+
 class Settings(BaseSettings):
     """Configuration of the inference service; each field is the env var of the same name, upper case."""
 
@@ -94,4 +100,8 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    join_page_dir: Path = Field(
+        default_factory=default_join_page_dir,
+        description="Built browser capture page served at /join (services/capture-web/dist); absent = /join is 404.",
+    )
     log_level: str = "INFO"

@@ -12,6 +12,7 @@ from prometheus_client import make_asgi_app
 
 from classroom_inference import __version__, metrics
 from classroom_inference.api.bodylimit import BodyLimit
+from classroom_inference.api.join import mount_join_page
 from classroom_inference.api.routes import health, observations
 from classroom_inference.connection import crop_store_client, redis_client
 from classroom_inference.queues import inference_queue
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(observations.router)
     app.include_router(health.router)
     app.mount("/metrics", make_asgi_app())
+    mount_join_page(app, settings.join_page_dir)  # the browser capture page, same origin as the API
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
