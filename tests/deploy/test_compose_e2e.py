@@ -230,16 +230,20 @@ def redis_client(stack):
 
 
 def demo_token() -> str:
-    return compose(
-        "run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "demo-agents", "/var/lib/classroom/demo-token"
-    ).strip()
+    """The class token demo-setup left in the demo volume, read where the demo agents read it."""
+    return compose("exec", "-T", "demo-agents", "cat", "/var/lib/classroom/demo-token").strip()
 
 
 def demo_password() -> str:
-    """Exactly the command that `docker compose logs demo-setup` tells the user to run."""
-    return compose(
-        "run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "demo-setup", f"{SECRETS}/demo-teacher-password"
-    ).strip()
+    """Exactly the command that `docker compose logs demo-setup` tells the user to run (its last line:
+    `run` may first print Compose's build progress for images with pull_policy: build)."""
+    return (
+        compose(
+            "run", "--rm", "--no-deps", "-T", "--entrypoint", "cat", "demo-setup", f"{SECRETS}/demo-teacher-password"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
 
 
 def stored(redis_client, student: str) -> list[str]:
@@ -275,7 +279,8 @@ def browser_sees_demo_class(port: int, password: str, screenshot: Path | None = 
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/classes/demo")
             expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=20_000)
-            tiles = page.locator("#tiles .tile")
+            # The demo's simulated students (the tests add students of their own to the class too).
+            tiles = page.locator("#tiles .tile[data-student^='student-']")
             expect(tiles).to_have_count(DEMO_STUDENTS, timeout=60_000)
             if screenshot:
                 page.screenshot(path=str(screenshot), full_page=True)
@@ -467,7 +472,7 @@ def test_restart_and_down_up_keep_accounts_and_results(stack, redis_client):
     assert before
     password = demo_password()
     compose("restart", timeout=600)
-    up(workers=3)
+    wait_until(lambda: all_healthy(3), timeout=300, what="every service healthy after restart", interval=3)
     assert set(stored(redis_client, TEST_CLASS_STUDENT)) == before
     assert browser_sees_demo_class(https_port(), password) == DEMO_STUDENTS
     progress("docker compose restart: teacher logs in, results kept")
