@@ -71,4 +71,4 @@ fi
 step "images ready"
 
 step "pytest tests/deploy/test_compose_e2e.py"
-COMPOSE_E2E=1 "$VENV/bin/python" -m pytest -p no:cacheprovider -s -v -x tests/deploy/test_compose_e2e.py "$@"
+COMPOSE_E2E=1 "$VENV/bin/python" -m pytest -p no:cacheprovider -s -v -x --durations=0 tests/deploy/test_compose_e2e.py "$@"
