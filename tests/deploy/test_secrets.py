@@ -141,6 +141,18 @@ def test_with_secrets_exports_the_files_and_execs(shell, tmp_path):
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_with_secrets_builds_crop_store_url_and_exports_only_the_files_present(shell, tmp_path):
+    """The api/worker volume holds the two Redis passwords only: no SECRET_KEY, no demo password."""
+    secrets = write_secrets(tmp_path / "s", REDIS_PASSWORD="r3dis-pw", CROP_STORE_PASSWORD="cr0p-pw")
+    dumped, _ = run_wrapper(shell, DUMP_ENV, clean_env(CLASSROOM_SECRETS_DIR=str(secrets)))
+    env = dumped["env"]
+    assert env["REDIS_URL"] == "redis://:r3dis-pw@redis:6379/0"
+    assert env["CROP_STORE_URL"] == "redis://:cr0p-pw@crop-store:6379/0"
+    assert "SECRET_KEY" not in env and "DEMO_TEACHER_PASSWORD" not in env
+    assert "CROP_STORE_PASSWORD" not in env and "password" not in env, "no helper variables leak"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
 def test_with_secrets_lets_the_environment_win_and_passes_arguments_unchanged(shell, tmp_path):
     secrets = write_secrets(tmp_path / "s", REDIS_PASSWORD="from-file", SECRET_KEY="from-file")
     env = clean_env(
