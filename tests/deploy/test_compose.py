@@ -305,7 +305,7 @@ SECRETS_OF = {
     "crop-store": {"crop-store-password"},
     "api": {"redis-password", "crop-store-password"},
     "worker": {"redis-password", "crop-store-password"},
-    "dashboard": {"redis-password", "secret-key"},
+    "dashboard": {"redis-password", "crop-store-password", "secret-key"},
     "demo-setup": {"redis-password", "secret-key", "demo-teacher-password"},
 }
 

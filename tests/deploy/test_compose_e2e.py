@@ -327,7 +327,7 @@ def test_each_container_gets_only_the_secrets_it_uses(stack):
     expected = {
         "api": {"redis-password", "crop-store-password"},
         "worker": {"redis-password", "crop-store-password"},
-        "dashboard": {"redis-password", "secret-key"},
+        "dashboard": {"redis-password", "crop-store-password", "secret-key"},
         "redis": {"redis-password"},
         "crop-store": {"crop-store-password"},
     }

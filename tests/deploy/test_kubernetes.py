@@ -310,12 +310,16 @@ def test_crop_store_is_in_memory_private_and_wired_to_api_and_workers(rendered):
     assert data["emptyDir"]["medium"] == "Memory"
     assert not by_kind(resources, "PersistentVolumeClaim")
     policy = by_kind(resources, "NetworkPolicy")["crop-store"]
-    assert policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker"]
-    for name in ("api", "worker"):
+    assert policy["spec"]["ingress"][0]["from"][0]["podSelector"]["matchExpressions"][0]["values"] == [
+        "api",
+        "worker",
+        "dashboard",
+    ]
+    for name in ("api", "worker", "dashboard"):
         env = {e["name"]: e for e in pod_spec(deployments[name])["containers"][0]["env"]}
         assert env["CROP_STORE_URL"]["value"] == "redis://:$(CROP_STORE_PASSWORD)@crop-store:6379/0"
         assert env["CROP_STORE_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"] == "CROP_STORE_PASSWORD"
-        assert "SECRET_KEY" not in env, f"{name} must not receive the dashboard's secret key"
+        assert name == "dashboard" or "SECRET_KEY" not in env, f"{name} must not receive the dashboard's key"
 
 
 def test_namespace_enforces_restricted_pod_security():
