@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -185,13 +186,30 @@ def observation(crop: bytes | None, at: float) -> dict:
     return item
 
 
-def post(proxy: Proxy, token: str, student: str, observations: list[dict]) -> dict:
-    """POST /v1/observations as the capture agent does (class token; student id in the body).
-    After the per-student credentials land (branch creds), the token is the student's credential and
-    the body carries no student_id: this function is the one place to change."""
-    response = proxy.request("POST", "/v1/observations", {"student_id": student, "observations": observations}, token)
-    assert response.status == 200, (response.status, response.data[:300])
-    return json.loads(response.data)
+class Student:
+    """Sends observations as one student through the proxy, with whatever credential this build uses.
+
+    With per-student credentials (branch creds: `classroom-dashboard enrol` exists) the student is
+    enrolled in the demo class and posts with their own credential, no student id in the body;
+    before that, the demo class token and the student id in the body."""
+
+    def __init__(self, proxy: Proxy, student: str):
+        self.proxy, self.student = proxy, student
+        enrol = ["exec", "-T", "dashboard", "with-secrets", "classroom-dashboard", "enrol"]
+        self.per_student = "--student" in compose(*enrol, "--help", check=False)
+        if self.per_student:
+            printed = compose(*enrol, "--class-id", "demo", "--student", student)
+            self.bearer = re.search(r"code (\S+)", printed).group(1)
+        else:
+            self.bearer = compose("exec", "-T", "demo-agents", "cat", "/var/lib/classroom/demo-token").strip()
+
+    def post(self, observations: list[dict]) -> dict:
+        body = {"observations": observations}
+        if not self.per_student:
+            body["student_id"] = self.student
+        response = self.proxy.request("POST", "/v1/observations", body, self.bearer)
+        assert response.status == 200, (response.status, response.data[:300])
+        return json.loads(response.data)
 
 
 # --- fixtures ------------------------------------------------------------------------------------------
@@ -227,11 +245,6 @@ def redis_client(stack):
         )
 
     return connect
-
-
-def demo_token() -> str:
-    """The class token demo-setup left in the demo volume, read where the demo agents read it."""
-    return compose("exec", "-T", "demo-agents", "cat", "/var/lib/classroom/demo-token").strip()
 
 
 def demo_password() -> str:
@@ -357,12 +370,12 @@ def test_demo_teacher_logs_in_through_the_proxy_and_sees_the_demo_class_live(sta
 
 
 def test_killing_a_worker_mid_stream_loses_nothing_and_doubles_nothing(stack, redis_client):
-    token = demo_token()
+    student = Student(stack["proxy"], TEST_CLASS_STUDENT)
     sent: list[str] = []
     workers = compose("ps", "-q", "worker").split()
     for i in range(60):
         batch = [observation(crop_pattern(i * 8 + k), time.time()) for k in range(8)]
-        post(stack["proxy"], token, TEST_CLASS_STUDENT, batch)
+        student.post(batch)
         sent += [o["observation_id"] for o in batch]
         if i == 20:  # a crash, not a stop: SIGKILL to the worker's process from the host
             pid = docker("inspect", "-f", "{{.State.Pid}}", workers[0]).strip()
@@ -432,12 +445,12 @@ def test_no_crop_reaches_any_file_the_deployment_persists(stack, redis_client):
     """Issue 14, finding 1: known crop patterns through the proxy, then every persisted byte scanned."""
     if not crop_store_is_deployed():
         pytest.xfail("the services do not use CROP_STORE_URL yet (branch cropstore): crops still go to Redis")
-    token = demo_token()
+    student = Student(stack["proxy"], "e2e-crop-scan")
     patterns = [crop_pattern(100_000 + i) for i in range(16)]
     sent = []
     for i in range(0, len(patterns), 8):
         batch = [observation(p, time.time()) for p in patterns[i : i + 8]]
-        post(stack["proxy"], token, "e2e-crop-scan", batch)
+        student.post(batch)
         sent += [o["observation_id"] for o in batch]
     wait_until(lambda: set(stored(redis_client, "e2e-crop-scan")) >= set(sent), timeout=120, what="crops predicted")
     client = redis_client()
