@@ -80,10 +80,12 @@ def pipeline(args, faces: np.ndarray, env: dict[str, str], workdir: Path) -> dic
     import redis
 
     crops_b64 = [encode_crop(f.tobytes()) for f in faces]
-    redis_port = free_port()
-    procs = [start_redis(redis_port, workdir)]
+    redis_port, crop_store_port = free_port(), free_port()
+    (workdir / "crop-store").mkdir(exist_ok=True)
+    procs = [start_redis(redis_port, workdir), start_redis(crop_store_port, workdir / "crop-store")]
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     env = {**env, "REDIS_URL": redis_url, "RATE_LIMIT_PER_MINUTE": "0", "LOG_LEVEL": "WARNING"}
+    env["CROP_STORE_URL"] = f"redis://127.0.0.1:{crop_store_port}/0"
     try:
         api_port = free_port()
         api_env = {**env, "API_PORT": str(api_port)}

@@ -4,6 +4,7 @@
 
 What runs, all as real processes on 127.0.0.1 (issue #7):
 - a private redis-server with AOF (`appendfsync always`), so a Redis restart loses nothing committed;
+- the crop store: a second redis-server with persistence off (CROP_STORE_URL), where crops wait;
 - `classroom-api` (uvicorn) and `--workers` `classroom-worker` processes with PREDICTOR_BACKEND=tfserving;
 - the stand-in TF Serving of tests/tfserving_server.py as its own process: a real gRPC server
   speaking TF Serving's PredictionService/ModelService with the official protos, backed by the real
@@ -29,7 +30,12 @@ starts once the previous one has recovered (bounded waits):
 3. stop TF Serving for 60 s, then start it again on the same port; recovered when results are
    stored again (jobs that failed meanwhile wait for their RQ retry; the ledger checks them);
 4. restart the API: SIGTERM, start again on the same port; recovered when results flow;
-5. cut the proxied agents' network for 2 minutes; recovered when their outboxes are empty again.
+5. cut the proxied agents' network for 2 minutes; recovered when their outboxes are empty again;
+6. restart the crop store (memory only, so every crop waiting in it is lost): the workers are frozen
+   (SIGSTOP) for a moment first so crops pile up, the crop store is stopped, down 5 s, started
+   again empty, the workers resume; recovered when results flow. The observations whose crops were
+   lost are still stored (presence and head pose, emotion None): the ledger counts them as stored
+   and reports how many (`stored_without_emotion`).
 The API runs with RATE_LIMIT_PER_MINUTE=0 unless --rate-limit says otherwise: the product default
 (600 requests a minute per class token) is far below what one class of 200 agents sends (each
 agent's sender posts about once a second), so with it the run would measure the limiter.
@@ -93,7 +99,14 @@ from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegis
 log = logging.getLogger("soak")
 CLASS_ID = "soak"
 BUCKET_S = 5.0
-FAULT_NAMES = ("worker_sigkill", "redis_restart", "tfserving_outage", "api_restart", "network_cut")
+FAULT_NAMES = (
+    "worker_sigkill",
+    "redis_restart",
+    "tfserving_outage",
+    "api_restart",
+    "network_cut",
+    "crop_store_restart",
+)
 
 
 # --- time and events ------------------------------------------------------------------------------
@@ -312,13 +325,24 @@ class Stack:
         self.redis_dir.mkdir(exist_ok=True)
         self.redis_port, self.api_port, self.tf_port = free_port(), free_port(), free_port()
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+        self.crop_store_dir = workdir / "crop-store"
+        self.crop_store_dir.mkdir(exist_ok=True)
+        self.crop_store_port = free_port()
+        self.crop_store_url = f"redis://127.0.0.1:{self.crop_store_port}/0"
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.tf_address = f"127.0.0.1:{self.tf_port}"
         self.env = service_env(
-            self.redis_url, predictor_backend="tfserving", tfserving_address=self.tf_address, **overrides
+            self.redis_url,
+            predictor_backend="tfserving",
+            tfserving_address=self.tf_address,
+            crop_store_url=self.crop_store_url,
+            **overrides,
         )
         self.restarts: list[Restart] = []
         self.redis = Service("redis", self._spawn_redis, lambda s: redis_ping(self.redis_port), self.logs)
+        self.crop_store = Service(
+            "crop-store", self._spawn_crop_store, lambda s: redis_ping(self.crop_store_port), self.logs
+        )
         self.tfserving = Service("tfserving", self._spawn_tfserving, lambda s: "serving" in s.proc.output(), self.logs)
         self.api = Service("api", self._spawn_api, lambda s: http_ok(self.api_url + "/healthz"), self.logs)
         self.workers = [
@@ -330,7 +354,7 @@ class Stack:
 
     @property
     def services(self) -> list[Service]:
-        return [self.redis, self.tfserving, self.api, *self.workers]
+        return [self.redis, self.crop_store, self.tfserving, self.api, *self.workers]
 
     # spawners: each incarnation gets its own log file and (workers) its own RQ name
     def _spawn_redis(self, service: Service) -> Proc:
@@ -339,6 +363,13 @@ class Stack:
             default_log.rename(self.logs / f"redis-{service.incarnation - 1}.log")
         aof = ["--appendonly", "yes", "--appendfsync", "always"]
         return start_redis(self.redis_port, self.redis_dir, extra=aof)
+
+    def _spawn_crop_store(self, service: Service) -> Proc:
+        """Persistence off (start_redis's default), as the API and workers insist."""
+        default_log = self.crop_store_dir / f"redis-{self.crop_store_port}.log"
+        if default_log.exists():
+            default_log.rename(self.logs / f"crop-store-{service.incarnation - 1}.log")
+        return start_redis(self.crop_store_port, self.crop_store_dir)
 
     def _spawn_tfserving(self, service: Service) -> Proc:
         args = [PYTHON, str(REPO / "tests" / "tfserving_server.py"), "--port", str(self.tf_port)]
@@ -355,6 +386,7 @@ class Stack:
 
     def start(self) -> None:
         self.redis.start()
+        self.crop_store.start()
         self.tfserving.start()
         self.api.start()
         for worker in self.workers:
@@ -391,7 +423,7 @@ class Stack:
         self._stop.set()
         if self._supervisor is not None:
             self._supervisor.join(5)
-        for service in [*self.workers, self.api, self.tfserving, self.redis]:
+        for service in [*self.workers, self.api, self.tfserving, self.crop_store, self.redis]:
             try:
                 service.stop()
             except Exception:  # noqa: BLE001 - stop the rest whatever happens
@@ -634,6 +666,7 @@ class Soak:
             (0.32 * T, "tfserving_outage", self.fault_tfserving_outage),
             (0.50 * T, "api_restart", self.fault_api_restart),
             (0.60 * T, "network_cut", self.fault_network_cut),
+            (0.80 * T, "crop_store_restart", self.fault_crop_store_restart),
         ]
 
     def run_faults(self) -> None:
@@ -664,8 +697,9 @@ class Soak:
             )
 
     def held_batches(self, exclude: set[str] = frozenset()) -> set[str]:
-        """Batches taken by a running job: crops parked, no longer in the coalescing list."""
-        parked = {k.decode().rsplit(":", 1)[1] for k in self.client.scan_iter(match=keys.crops("*"), count=1000)}
+        """Batches taken by a running job: still pending (not stored), no longer in the coalescing list."""
+        match = keys.batch_pending("*")
+        parked = {k.decode().rsplit(":", 1)[1] for k in self.client.scan_iter(match=match, count=1000)}
         pending = {json.loads(m)["batch_id"] for m in self.client.lrange(keys.pending_batches(), 0, -1)}
         return parked - pending - exclude
 
@@ -695,7 +729,7 @@ class Soak:
                 time.sleep(0.05)  # let Redis apply whatever the worker had already sent
                 if self.client.hget(key, "current_job") == current:
                     current = current.decode()
-                    if self.client.exists(keys.crops(current)):
+                    if self.client.exists(keys.batch_pending(current)):
                         job_id, mode, held = current, "own batch unfinished", {current}
                     elif time.monotonic() - started > 10:
                         others = [self.client.hget(f"rq:worker:{w.rq_name}", "current_job") for w in workers]
@@ -732,9 +766,9 @@ class Soak:
         return True
 
     def kill_held_stored(self) -> bool:
-        """Whether every batch the SIGKILLed worker held is stored now (its crops are gone); notes when."""
+        """Whether every batch the SIGKILLed worker held is stored now (no longer pending); notes when."""
         if self.kill_held_stored_at is None and self.kill_held:
-            if not any(self.client.exists(keys.crops(b)) for b in self.kill_held):
+            if not any(self.client.exists(keys.batch_pending(b)) for b in self.kill_held):
                 self.kill_held_stored_at = self.clock.rel()
                 self.events(f"  the {len(self.kill_held)} batch(es) the killed worker held are all stored now")
         return self.kill_held_stored_at is not None
@@ -780,6 +814,35 @@ class Soak:
             fault.details["aof_files"] = sorted(p.name for p in (self.stack.redis_dir / "appendonlydir").glob("*"))
         finally:
             service.held = False
+        fault.details["results_resumed"] = self.results_resumed(90)
+        return fault.details["results_resumed"]
+
+    def fault_crop_store_restart(self, fault: Fault) -> bool:
+        """Restart the memory-only crop store with crops waiting in it: they are lost, their
+        observations must still be stored (emotion None), nothing lost or doubled."""
+        down_s = max(1.0, 5 * self.scale)
+        service, workers = self.stack.crop_store, [w for w in self.stack.workers if w.alive()]
+        service.held = True
+        crops = redis.Redis.from_url(self.stack.crop_store_url, socket_timeout=3, socket_connect_timeout=1)
+        try:
+            for worker in workers:  # crops pile up for a moment, as under a burst
+                worker.proc.signal(signal.SIGSTOP)
+            self.faults_stop.wait(min(3.0, down_s))
+            fault.details["crop_keys_lost"] = sum(1 for _ in crops.scan_iter(match=keys.crops("*"), count=1000))
+            fault.details["crops_lost"] = sum(crops.hlen(k) for k in crops.scan_iter(match=keys.crops("*")))
+            pid = service.proc.popen.pid
+            code = service.stop(30)
+            fault.details.update(pid=pid, returncode=code, down_s=down_s)
+            self.faults_stop.wait(down_s)
+            service.start()
+            self.stack.planned_restart(service, f"SIGTERM, down {down_s:.0f}s, started again empty")
+            fault.details["new_pid"] = service.proc.popen.pid
+            fault.details["dbsize_after"] = crops.dbsize()
+        finally:
+            for worker in workers:
+                worker.proc.signal(signal.SIGCONT)
+            service.held = False
+            crops.close()
         fault.details["results_resumed"] = self.results_resumed(90)
         return fault.details["results_resumed"]
 
@@ -948,19 +1011,23 @@ class Soak:
             )
         }  # fmt: skip
         totals["faces"] = sum(f for a in agents for _, f in a.captured.values())
+        totals["stored_without_emotion"] = without_emotion(results_all)
         totals["absences"] = totals["captured"] - totals["faces"]
         sender = {k: sum(s["sender"][k] for s in per_student.values()) for k in ("requests", "accepted", "duplicates")}
         sender["retries"] = sum(s["sender"]["retries"] for s in per_student.values())
         # where is what was lost?
-        crop_keys = list(client.scan_iter(match=keys.crops("*"), count=1000))
+        crop_store = redis.Redis.from_url(self.stack.crop_store_url)
+        crop_keys = list(crop_store.scan_iter(match=keys.crops("*"), count=1000))
         queued_crops = {}
         for key in crop_keys:
-            for oid in client.hkeys(key):
+            for oid in crop_store.hkeys(key):
                 queued_crops[oid.decode()] = key.decode()
+        crop_store.close()
+        pending_batches = sum(1 for _ in client.scan_iter(match=keys.batch_pending("*"), count=1000))
         for item in lost_ids:
             oid = item["observation_id"]
             if oid in queued_crops:
-                item["where"] = "crops still queued in Redis (job not done or failed)"
+                item["where"] = "crops still queued in the crop store (job not done or failed)"
                 item["batch_id"] = queued_crops[oid].rsplit(":", 1)[1]
             elif client.exists(keys.seen(oid)):
                 item["where"] = "accepted by the API, no result and no crops: LOST"
@@ -974,7 +1041,7 @@ class Soak:
         for item in lost_ids:
             where[item["where"]] = where.get(item["where"], 0) + 1
         totals["lost_for_good"] = sum(n for w, n in where.items() if w.endswith("LOST"))
-        totals["still_queued"] = where.get("crops still queued in Redis (job not done or failed)", 0)
+        totals["still_queued"] = where.get("crops still queued in the crop store (job not done or failed)", 0)
         totals["still_in_outbox"] = where.get("still in the agent's outbox (not delivered)", 0)
         queue = Queue(keys.INFERENCE_QUEUE, connection=client)
         failed = FailedJobRegistry(queue=queue)
@@ -986,6 +1053,8 @@ class Soak:
         redis_after = {
             "crop_keys": len(crop_keys),
             "crops_left": len(queued_crops),
+            "batches_pending": pending_batches,
+            "crops_in_main_redis": sum(1 for _ in client.scan_iter(match=keys.crops("*"), count=1000)),
             **(self.queue_counts() or {}),
             "failed_jobs": failed_jobs,
         }
@@ -1009,6 +1078,8 @@ class Soak:
             and totals["unexpected"] == 0
             and totals["captured"] == totals["acked"] == totals["accepted_by_api"] == totals["stored_unique"]
             and redis_after["crops_left"] == 0
+            and redis_after["batches_pending"] == 0
+            and redis_after["crops_in_main_redis"] == 0
             and redis_after.get("failed", 1) == 0
             and all(happened.get(name) for name in self.args.faults)
             and all(f.ok for f in self.faults)
@@ -1038,6 +1109,11 @@ class Soak:
             "per_student": per_student,
             "_results": results_all,  # popped before writing
         }
+
+
+def without_emotion(results) -> int:
+    """Faces stored with emotion None: their crops were lost (crop store restarted), not the observation."""
+    return sum(1 for r in results if r.face_count > 0 and r.emotion is None)
 
 
 # --- reports --------------------------------------------------------------------------------------
@@ -1149,7 +1225,8 @@ def plot(path: Path, rows: list[dict], ledger: dict) -> None:
     ax3.plot(t, [r["rq_queued"] if r["rq_queued"] is not None else nan for r in rows], label="RQ queued jobs")
     ax3.set_ylabel("backlog")
     ax3.set_xlabel("seconds since capture start")
-    colors = dict(zip(FAULT_NAMES, ["tab:purple", "tab:orange", "tab:red", "tab:brown", "tab:cyan"], strict=True))
+    palette = ["tab:purple", "tab:orange", "tab:red", "tab:brown", "tab:cyan", "tab:olive"]
+    colors = dict(zip(FAULT_NAMES, palette, strict=True))
     for fault in ledger["faults"]:
         if fault["started_at"] is None:
             continue
@@ -1183,9 +1260,10 @@ def readme(ledger: dict, stats: dict, events: list[str]) -> str:
         "# Soak run",
         "",
         f"**{'PASS' if ledger['ok'] else 'FAIL'}**: {cfg['agents']} agents at {cfg['rate']}/s for "
-        f"{ledger['capture_seconds']:.0f} s of capture through 5 faults; lost {t['lost']}, doubled {t['doubled']}.",
+        f"{ledger['capture_seconds']:.0f} s of capture through {len(ledger['faults'])} faults; "
+        f"lost {t['lost']}, doubled {t['doubled']}.",
         "",
-        "Produced by `bench/soak.py` (real redis-server with AOF, `classroom-api`, "
+        "Produced by `bench/soak.py` (real redis-server with AOF, a memory-only crop store, `classroom-api`, "
         f"{cfg['workers']} `classroom-worker` on the tfserving backend, the stand-in TF Serving of "
         "tests/tfserving_server.py; agents use the product's Outbox and Sender).",
         "",
@@ -1201,17 +1279,21 @@ def readme(ledger: dict, stats: dict, events: list[str]) -> str:
         f"| acknowledged to agents (left the outbox on a 2xx) | {t['acked']} |",
         f"| accepted by the API (dedup marker in Redis) | {t['accepted_by_api']} |",
         f"| results stored (unique ids) | {t['stored_unique']} |",
+        f"| of which faces stored without emotion (crops lost to a crop store restart) | "
+        f"{t['stored_without_emotion']} |",
         f"| still in outboxes / dropped (full) / rejected | {t['pending_in_outbox']} / {t['dropped']} / "
         f"{t['rejected']} |",
         f"| **lost** (captured, no result at the end) | **{t['lost']}** |",
-        f"| of which still queued in Redis / still in an outbox / gone for good | {t['still_queued']} / "
+        f"| of which still queued in the crop store / still in an outbox / gone for good | {t['still_queued']} / "
         f"{t['still_in_outbox']} / {t['lost_for_good']} |",
         f"| **doubled** (entries beyond unique ids) | **{t['doubled']}** |",
         f"| stored but never captured | {t['unexpected']} |",
         "",
         f"Sender requests {ledger['sender_stats']['requests']}, retries {ledger['sender_stats']['retries']}, "
-        f"duplicates answered {ledger['sender_stats']['duplicates']}. Redis afterwards: "
-        f"{ledger['redis_after']['crops_left']} crops in {ledger['redis_after']['crop_keys']} crop keys, "
+        f"duplicates answered {ledger['sender_stats']['duplicates']}. Afterwards: "
+        f"{ledger['redis_after']['crops_left']} crops in {ledger['redis_after']['crop_keys']} crop keys in the crop "
+        f"store, {ledger['redis_after']['crops_in_main_redis']} in the main Redis, "
+        f"{ledger['redis_after']['batches_pending']} batches pending, "
         f"RQ failed registry {ledger['redis_after'].get('failed')}, queued {ledger['redis_after'].get('queued')}, "
         f"scheduled {ledger['redis_after'].get('scheduled')}. RQ queue peak {ledger['rq_queue_peak']} jobs; "
         f"results awaited {ledger['results_wait_s']:.0f} s after the outboxes drained.",

@@ -12,8 +12,27 @@ PREDICT_JOB = "classroom_inference.jobs.predict_batch"
 
 
 def crops(batch_id: str) -> str:
-    """Hash observation_id -> raw crop bytes for one queued batch; deleted once predicted."""
+    """Hash observation_id -> raw crop bytes for one queued batch, in the CROP STORE (never in the
+    main Redis, which persists to disk); deleted once predicted, else it expires on its own."""
     return f"{PREFIX}:crops:{batch_id}"
+
+
+def batch_pending(batch_id: str) -> str:
+    """Marker that a queued batch's results are not stored yet (set with its job, deleted when they
+    are). A worker stores a batch only while this exists, in one transaction with its deletion:
+    that makes a batch stored exactly once, and erasing the marker drops the batch's results."""
+    return f"{PREFIX}:batch-pending:{batch_id}"
+
+
+def student_batches(class_id: str, student_id: str) -> str:
+    """Set of a student's batch ids not stored yet, so an erasure finds their jobs and crops."""
+    return f"{PREFIX}:class:{class_id}:student:{student_id}:batches"
+
+
+def erasure_generation(class_id: str, student_id: str) -> str:
+    """Tombstone: how many times a student was erased. Jobs carry the value read at ingest; a
+    result whose job carries an older one is dropped (work queued before an erasure)."""
+    return f"{PREFIX}:class:{class_id}:student:{student_id}:erased"
 
 
 def pending_batches() -> str:
@@ -54,6 +73,21 @@ def class_students(class_id: str) -> str:
 def class_latest(class_id: str) -> str:
     """Hash student_id -> latest result JSON: the dashboard reads a class in O(students)."""
     return f"{PREFIX}:class:{class_id}:latest"
+
+
+def class_trim_lock(class_id: str) -> str:
+    """Short-lived lock: a class's latest hash was trimmed to the retention window recently."""
+    return f"{PREFIX}:class:{class_id}:trimmed"
+
+
+def result_classes() -> str:
+    """Set of the class ids that have stored results: what the retention sweep visits."""
+    return f"{PREFIX}:result-classes"
+
+
+def retention_sweep_lock() -> str:
+    """Short-lived lock: one worker swept every class to the retention window recently."""
+    return f"{PREFIX}:retention-sweep"
 
 
 def class_events(class_id: str) -> str:

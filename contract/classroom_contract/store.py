@@ -77,8 +77,13 @@ def add_results(pipe, results: list[ObservationResult], retention_seconds: float
 
     For a writer whose results must commit together with its own writes (the API marking
     observations seen, a worker deleting the crops it predicted): all in one MULTI/EXEC or none.
+    A result captured before the retention horizon is already expired: it is stored nowhere.
+    Every view the result goes into is trimmed to the horizon here (the series and the stream at
+    once, the latest hash and student set at most every TRIM_INTERVAL_S per class); the periodic
+    `sweep_retention` does the same for classes nobody writes to any more.
     """
     horizon = time.time() - retention_seconds
+    results = [r for r in results if r.captured_at >= horizon]
     for result in results:
         body = result.model_dump_json()
         series = keys.student_series(result.class_id, result.student_id)
@@ -89,6 +94,9 @@ def add_results(pipe, results: list[ObservationResult], retention_seconds: float
         pipe.xadd(keys.class_events(result.class_id), {"result": body}, maxlen=EVENTS_MAXLEN, approximate=True)
     for class_id, student_id, body, captured_at in _newest_per_student(results):
         pipe.eval(_SET_IF_NEWER, 1, keys.class_latest(class_id), student_id, body, repr(captured_at))
+    for class_id in sorted({r.class_id for r in results}):
+        pipe.sadd(keys.result_classes(), class_id)
+        _queue_trim(pipe, class_id, horizon, TRIM_INTERVAL_S)
 
 
 #: HSET latest[student] = result unless the stored one was captured later. Writers finish out of
@@ -117,10 +125,15 @@ def _newest_per_student(results: list[ObservationResult]) -> list[tuple[str, str
     return [(c, s, r.model_dump_json(), r.captured_at) for (c, s), r in newest.items()]
 
 
-def latest_results(client, class_id: str) -> dict[str, ObservationResult]:
-    """student_id -> newest result, for every student of a class: one HGETALL."""
+def latest_results(client, class_id: str, since: float | None = None) -> dict[str, ObservationResult]:
+    """student_id -> newest result, for every student of a class: one HGETALL.
+
+    `since` (the retention horizon): leave out students whose newest result is older, so a read
+    between two retention sweeps never shows an expired entry.
+    """
     raw = client.hgetall(keys.class_latest(class_id))
-    return {_text(k): ObservationResult.model_validate_json(v) for k, v in raw.items()}
+    latest = {_text(k): ObservationResult.model_validate_json(v) for k, v in raw.items()}
+    return {s: r for s, r in latest.items() if since is None or r.captured_at >= since}
 
 
 def student_series(
@@ -149,9 +162,121 @@ def class_students(client, class_id: str) -> list[str]:
 
 
 def delete_student(client, class_id: str, student_id: str) -> None:
-    """Erase everything stored about one student of a class (on request)."""
-    pipe = client.pipeline(transaction=True)
-    pipe.delete(keys.student_series(class_id, student_id))
-    pipe.hdel(keys.class_latest(class_id), student_id)
-    pipe.srem(keys.class_students(class_id), student_id)
-    pipe.execute()
+    """Deprecated name of `classroom_contract.erasure.erase_student` without the crop store."""
+    from classroom_contract.erasure import erase_student
+
+    erase_student(client, None, class_id, student_id)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+#: A class's latest hash and student set are trimmed on write at most this often (each trim reads
+#: the whole latest hash); the stream and the series are trimmed on every write.
+TRIM_INTERVAL_S = 60
+
+#: Trim one class to the retention horizon: latest entries captured before it, students with no
+#: result left, series entries and stream entries (stream ids are write times, which are never
+#: before the capture time, so MINID never drops an entry still inside the window).
+#: KEYS: latest, students, events, trim lock; ARGV: horizon, lock seconds (0: no lock), series key
+#: prefix and suffix (around the student id), stream MINID.
+_TRIM_CLASS = """
+if ARGV[2] ~= '0' and not redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[2]) then
+  return -1
+end
+local horizon = tonumber(ARGV[1])
+local removed = 0
+local latest = redis.call('HGETALL', KEYS[1])
+for i = 1, #latest, 2 do
+  local ok, r = pcall(cjson.decode, latest[i + 1])
+  if ok and type(r) == 'table' and tonumber(r['captured_at']) and tonumber(r['captured_at']) < horizon then
+    redis.call('HDEL', KEYS[1], latest[i])
+    removed = removed + 1
+  end
+end
+for _, student in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local series = ARGV[3] .. student .. ARGV[4]
+  redis.call('ZREMRANGEBYSCORE', series, '-inf', '(' .. ARGV[1])
+  if redis.call('ZCARD', series) == 0 and redis.call('HEXISTS', KEYS[1], student) == 0 then
+    redis.call('SREM', KEYS[2], student)
+    removed = removed + 1
+  end
+end
+redis.call('XTRIM', KEYS[3], 'MINID', ARGV[5])
+return removed
+"""
+
+
+def _queue_trim(client, class_id: str, horizon: float, lock_seconds: int):
+    series_prefix, series_suffix = keys.student_series(class_id, "\0").split("\0")
+    return client.eval(
+        _TRIM_CLASS,
+        4,
+        keys.class_latest(class_id),
+        keys.class_students(class_id),
+        keys.class_events(class_id),
+        keys.class_trim_lock(class_id),
+        repr(horizon),
+        str(lock_seconds),
+        series_prefix,
+        series_suffix,
+        f"{int(horizon * 1000)}-0",
+    )
+
+
+def trim_class(client, class_id: str, retention_seconds: float) -> int:
+    """Drop everything of one class captured before the retention horizon; how many entries went."""
+    return int(_queue_trim(client, class_id, time.time() - retention_seconds, 0))
+
+
+def classes_with_results(client) -> list[str]:
+    """Ids of the classes that have results: the `result_classes` set every write adds to.
+
+    The first call on a Redis (results may predate that set) also SCANs once for the classes with
+    a latest hash, a student set or an event stream and adds them; a marker key remembers it.
+    """
+    scanned = f"{keys.result_classes()}:scanned"
+    if not client.exists(scanned):
+        found = set()
+        for view in ("latest", "students", "events"):
+            for key in client.scan_iter(match=f"{keys.PREFIX}:class:*:{view}", count=1000):
+                found.add(_text(key)[len(f"{keys.PREFIX}:class:") : -len(view) - 1])
+        if found:
+            client.sadd(keys.result_classes(), *found)
+        client.set(scanned, 1)
+    return sorted(_text(m) for m in client.smembers(keys.result_classes()))
+
+
+def sweep_retention(client, retention_seconds: float) -> int:
+    """Trim every class to the retention window, also the quiet ones nobody writes to any more.
+
+    Run periodically by the inference workers (`classroom_inference.retention`), so every
+    deployment that processes observations also expires them. A class left with nothing is
+    dropped from `result_classes` (its next write adds it again).
+    """
+    removed = 0
+    for class_id in classes_with_results(client):
+        removed += trim_class(client, class_id, retention_seconds)
+        _forget_if_empty(client, class_id)
+    return removed
+
+
+#: SREM a class from result_classes when it has no latest hash, student set or stream left (atomic,
+#: so a result written at the same moment keeps it listed).
+_FORGET_IF_EMPTY = """
+if redis.call('EXISTS', KEYS[2], KEYS[3], KEYS[4]) == 0 then
+  return redis.call('SREM', KEYS[1], ARGV[1])
+end
+return 0
+"""
+
+
+def _forget_if_empty(client, class_id: str) -> None:
+    client.eval(
+        _FORGET_IF_EMPTY,
+        4,
+        keys.result_classes(),
+        keys.class_latest(class_id),
+        keys.class_students(class_id),
+        keys.class_events(class_id),
+        class_id,
+    )

@@ -23,6 +23,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 from classroom_capture.outbox import Outbox
 from classroom_contract import keys, store
 from procs import BIN, Proc, free_port, http_ok, wait_until
@@ -123,10 +124,13 @@ def seen_ids(client) -> set[str]:
 
 
 def stored_copies(client) -> Counter:
-    """How many times the server stored each observation: crops parked for the worker + absences."""
+    """How many times the server stored each observation: crops parked for the worker (in the crop
+    store, CROP_STORE_URL of tests/conftest.py) + absences."""
     copies: Counter = Counter()
-    for key in client.scan_iter(keys.crops("*"), count=1000):
-        copies.update(field.decode() for field in client.hkeys(key))
+    crop_store = redis.Redis.from_url(os.environ["CROP_STORE_URL"])
+    for key in crop_store.scan_iter(keys.crops("*"), count=1000):
+        copies.update(field.decode() for field in crop_store.hkeys(key))
+    crop_store.close()
     copies.update(r.observation_id for r in store.student_series(client, CLASS_ID, STUDENT))
     return copies
 

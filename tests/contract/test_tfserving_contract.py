@@ -98,6 +98,7 @@ def test_api_readyz_follows_tf_serving(redis_url, tmp_path):
         down = get(api.url + "/readyz")
         assert down.status == 503 and down.body == {
             "redis": True,
+            "crop_store": True,
             "model": False,
             "model_versions": [],
             "ready": False,

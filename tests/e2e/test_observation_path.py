@@ -22,6 +22,7 @@ from classroom_capture.detector import analyse, make_detector
 from classroom_capture.synthetic import write_synthetic_frames
 from classroom_contract import EMOTIONS, SIGNATURE, keys, store
 from classroom_inference.versions import resolve_version
+from inference.support import crops_left
 from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
@@ -120,4 +121,4 @@ def test_faces_in_frames_reach_the_teacher_with_the_models_emotions(system, tmp_
     assert alice["face_present"] is (expected[-1] is not None)
 
     # privacy: no crop bytes are left in Redis once every observation is predicted
-    assert list(redis_client.scan_iter(keys.crops("*"))) == []
+    assert list(redis_client.scan_iter(keys.crops("*"))) == [] and crops_left() == []

@@ -9,12 +9,13 @@ from tests.frontend.helpers import PASSWORD, login
 
 
 @pytest.fixture
-def app(redis_url):
+def app(redis_url, crop_store_server):
     return create_app(
         {
             "TESTING": True,
             "SECRET_KEY": "test-secret",
             "REDIS_URL": redis_url,
+            "CROP_STORE_URL": crop_store_server,
             "SSE_BLOCK_MS": 200,
             "SSE_MAX_SECONDS": 1.5,
             "LOGIN_MAX_ATTEMPTS": 3,

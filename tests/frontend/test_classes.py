@@ -149,6 +149,35 @@ def test_delete_student_erases_their_data(alice, redis_client):
     assert [s["student_id"] for s in alice.get("/api/classes/7b/students").json["students"]] == ["s2"]
 
 
+def test_delete_student_also_erases_their_queued_work(alice, redis_client, crop_store):
+    """Issue #14: the dashboard's erase path is `erase_student`: queued crops, jobs and coalescing
+    entries go too, not only the stored results."""
+    import uuid
+
+    import numpy as np
+    from classroom_contract import Observation, ObservationBatch, encode_crop
+    from classroom_inference.ingest import ingest
+    from classroom_inference.queues import inference_queue
+    from classroom_inference.settings import Settings
+
+    write(redis_client, result(student_id="s1"))
+    crop = encode_crop(np.full((48, 48), 7, np.uint8).tobytes())
+    batch = ObservationBatch(
+        student_id="s1",
+        observations=[
+            Observation(observation_id=uuid.uuid4(), captured_at=time.time(), face_count=1, crop=crop) for _ in range(2)
+        ],
+    )
+    queue = inference_queue(redis_client)
+    outcome = ingest(redis_client, queue, "7b", batch, Settings(), crop_store)
+    assert crop_store.exists(keys.crops(outcome.batch_id)) and queue.job_ids == [outcome.batch_id]
+    page = alice.get("/classes/7b/students/s1").get_data(as_text=True)
+    assert alice.post("/classes/7b/students/s1/delete", data={"csrf_token": csrf_from(page)}).status_code == 302
+    assert not crop_store.exists(keys.crops(outcome.batch_id))
+    assert queue.job_ids == [] and not redis_client.exists(f"rq:job:{outcome.batch_id}")
+    assert not redis_client.exists(keys.pending_batches(), keys.batch_pending(outcome.batch_id))
+
+
 def test_other_teacher_cannot_delete(client, classes, redis_client):
     write(redis_client, result(class_id="7b", student_id="s1"))
     login(client, "bob")

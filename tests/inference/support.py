@@ -50,6 +50,18 @@ def observation(crop: np.ndarray | None = None, captured_at: float | None = None
     return {**body, **extra}
 
 
+def crops_left(url: str | None = None) -> list[bytes]:
+    """Crop keys in the crop store (default: the session's, CROP_STORE_URL set by tests/conftest.py)."""
+    import redis
+    from classroom_contract import keys
+
+    client = redis.Redis.from_url(url or os.environ["CROP_STORE_URL"])
+    try:
+        return list(client.scan_iter(keys.crops("*")))
+    finally:
+        client.close()
+
+
 @dataclass
 class Response:
     status: int

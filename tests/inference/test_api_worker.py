@@ -13,7 +13,7 @@ import redis
 from classroom_contract import EMOTIONS, keys, store
 from procs import free_port, wait_until
 
-from inference.support import Api, fer_faces, get, observation, post
+from inference.support import Api, crops_left, fer_faces, get, observation, post
 
 pytestmark = pytest.mark.slow
 
@@ -50,7 +50,7 @@ def test_faces_are_predicted_like_the_local_model_and_absences_stored(
     assert store.latest_results(client, class_id)["s1"].observation_id == observations[6]["observation_id"]
     assert store.class_students(client, class_id) == ["s1"]
     # nothing about the faces lingers: crops deleted, job deleted (result_ttl=0)
-    assert not client.keys(keys.crops("*"))
+    assert not client.keys(keys.crops("*")) and not crops_left()  # never in the main Redis, gone from the crop store
     assert not [k for k in client.keys("rq:job:*") if client.type(k) == b"hash"]
     client.close()
 

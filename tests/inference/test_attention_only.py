@@ -13,7 +13,7 @@ import pytest
 import redis
 from classroom_contract import keys, store
 
-from inference.support import Api, fer_faces, observation, post
+from inference.support import Api, crops_left, fer_faces, observation, post
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def test_attention_only_stores_presence_and_pose_but_never_a_crop_or_job(redis_u
         assert [r.face_count for r in results] == [1, 1, 1, 0]
         assert all(r.emotion is None and r.probabilities is None for r in results)
         assert [r.head_yaw for r in results[:3]] == [30.0, 30.0, 30.0]
-        assert client.keys(keys.crops("*")) == []
+        assert client.keys(keys.crops("*")) == [] and crops_left() == []
         assert client.llen("rq:queue:" + keys.INFERENCE_QUEUE) == 0
 
         again = post(api.url + "/v1/observations", {"student_id": "eu1", "observations": sent}, token)

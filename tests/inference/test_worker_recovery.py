@@ -34,10 +34,12 @@ def slow_server():
 
 def _submit(redis_url: str, class_id: str, n: int, **settings) -> tuple[list[str], str]:
     """Ingest one batch of `n` real faces the way the API does; return observation ids and job id."""
-    client = redis.Redis.from_url(redis_url)
+    client, settings = redis.Redis.from_url(redis_url), Settings(redis_url=redis_url, **settings)
+    crop_store = redis.Redis.from_url(settings.crop_store_url)
     batch = ObservationBatch(student_id="s1", observations=[observation(f) for f in fer_faces(n, offset=200)])
-    outcome = ingest(client, inference_queue(client), class_id, batch, Settings(redis_url=redis_url, **settings))
+    outcome = ingest(client, inference_queue(client), class_id, batch, settings, crop_store)
     client.close()
+    crop_store.close()
     return [str(o.observation_id) for o in batch.observations], outcome.batch_id
 
 
@@ -55,7 +57,7 @@ def _jobs_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_job_of_a_sigkilled_worker_is_retried(redis_url, redis_client, slow_server, tmp_path):
+def test_job_of_a_sigkilled_worker_is_retried(redis_url, redis_client, crop_store, slow_server, tmp_path):
     short = {"job_timeout_s": 6, "abandoned_grace_s": 1, "maintenance_interval_s": 1, "job_retry_intervals": "[0]"}
     stuck = Worker(
         tmp_path, redis_url, predictor_backend="tfserving", tfserving_address=slow_server.address,
@@ -71,7 +73,7 @@ def test_job_of_a_sigkilled_worker_is_retried(redis_url, redis_client, slow_serv
     finally:
         stuck.stop()
     assert not _stored(redis_client, "c-kill")
-    assert redis_client.hlen(keys.crops(job_id)) == 3  # crops wait for the retry
+    assert crop_store.hlen(keys.crops(job_id)) == 3  # crops wait for the retry
 
     rescuer = Worker(tmp_path, redis_url, **short)
     try:
@@ -79,11 +81,13 @@ def test_job_of_a_sigkilled_worker_is_retried(redis_url, redis_client, slow_serv
         assert "enqueued for retry" in rescuer.proc.output()  # RQ's abandoned-job sweep, not a new enqueue
     finally:
         rescuer.stop()
-    assert not redis_client.exists(keys.crops(job_id))
+    assert not crop_store.exists(keys.crops(job_id))
     assert FailedJobRegistry(queue=queue).count == 0
 
 
-def test_failed_job_is_listed_and_requeued_by_classroom_jobs(redis_url, redis_client, tmp_path, local_predictor):
+def test_failed_job_is_listed_and_requeued_by_classroom_jobs(
+    redis_url, redis_client, crop_store, tmp_path, local_predictor
+):
     server = FakeTFServing(free_port()).start()
     worker = Worker(
         tmp_path, redis_url, predictor_backend="tfserving", tfserving_address=server.address,
@@ -99,7 +103,7 @@ def test_failed_job_is_listed_and_requeued_by_classroom_jobs(redis_url, redis_cl
         assert listed.returncode == 0, listed.stderr
         assert job_id in listed.stdout and "PredictorUnavailable" in listed.stdout, listed.stdout
         assert "failed 1" in _jobs_cli(redis_url, "stats").stdout
-        assert redis_client.hlen(keys.crops(job_id)) == 2  # the crops wait for a requeue
+        assert crop_store.hlen(keys.crops(job_id)) == 2  # the crops wait for a requeue
 
         server.start()  # back, on the same address: the worker's next call dials it at once
         # (TFServingPredictor replaces a channel that saw UNAVAILABLE, so no reconnect backoff to wait out)
@@ -112,7 +116,7 @@ def test_failed_job_is_listed_and_requeued_by_classroom_jobs(redis_url, redis_cl
         by_id = {r.observation_id: r.probabilities for r in store.student_series(redis_client, "c-fail", "s1")}
         expected = local_predictor.predict(fer_faces(2, offset=200))
         assert np.allclose([by_id[i] for i in ids], expected, atol=1e-5)
-        assert not redis_client.exists(keys.crops(job_id))
+        assert not crop_store.exists(keys.crops(job_id))
     finally:
         worker.stop()
         server.stop()

@@ -19,9 +19,9 @@ import zlib
 import pytest
 import redis
 import requests
-from classroom_contract import keys, store
+from classroom_contract import store
 from classroom_dashboard import accounts
-from inference.support import Api, Worker, fer_faces, observation, post, service_env
+from inference.support import Api, Worker, crops_left, fer_faces, observation, post, service_env
 from procs import BIN, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system,
         interval=0.2,
         what="the worker to predict the four faces",
     )
-    wait_until(lambda: not list(client.scan_iter(keys.crops("*"))), timeout=10, what="crops to be deleted")
+    wait_until(lambda: not crops_left(), timeout=10, what="crops to be deleted from the crop store")
 
     # dashboard: a wrong login, a right one, the class page, JSON, SSE, CSV, a token rotation
     web = requests.Session()

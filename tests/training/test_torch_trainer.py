@@ -207,3 +207,113 @@ def test_export_weights_then_warm_start_resumes_from_the_same_predictions(tmp_pa
     crops = _crops(8, seed=3)
     expected = keras.models.load_model(SERVED_V5, compile=False).predict(crops, verbose=0)
     np.testing.assert_allclose(_torch_probabilities(net, crops), expected, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the efficient family and distillation
+
+
+def _randomised(model: keras.Model, seed: int = 4) -> keras.Model:
+    """Random weights everywhere, BatchNorm statistics included, so the bridge is checked for every array."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        for variable in layer.weights:
+            shape = tuple(variable.shape)
+            if variable.name == "moving_variance":
+                value = rng.uniform(0.5, 2.0, shape)
+            elif variable.name == "gamma":
+                value = rng.uniform(0.8, 1.2, shape)
+            else:
+                value = rng.normal(0, 0.2 if len(shape) > 1 else 0.1, shape)
+            variable.assign(value.astype(np.float32))
+    return model
+
+
+@pytest.mark.parametrize("spec", ["plain-w8-d1", "separable-w8-d2", "separable-w16-d1"])
+def test_fast_keras_model_and_its_pytorch_twin_predict_the_same(spec):
+    model = _randomised(models.make_fast_model(**models.parse_fast_spec(spec)))
+    assert model.get_layer("stem_conv").strides == (2, 2)
+    net = torch_trainer.build_net(spec)
+    arrays = named_weights.named_arrays(model)
+    assert set(arrays) == {key for key, _, _ in torch_trainer._keras_variables(net)}
+    torch_trainer.load_keras_arrays(net, arrays)
+    crops = _crops(32, seed=5)
+    expected = model.predict(crops, verbose=0)
+    assert np.ptp(expected, axis=0).max() > 1e-3  # the crops get different outputs: not a constant network
+    np.testing.assert_allclose(_torch_probabilities(net, crops), expected, atol=1e-5)
+    again = named_weights.model_for(spec)
+    named_weights.load_named_arrays(again, torch_trainer.to_keras_arrays(net))
+    np.testing.assert_allclose(again.predict(crops, verbose=0), expected, atol=1e-6)
+
+
+def test_network_specs_are_checked():
+    assert isinstance(torch_trainer.build_net("default-w8"), torch_trainer.DefaultNet)
+    for bad in ("fast-w8-d1", "plain-w8", "plain-8-d1", "default-32", "separable-wx-d1"):
+        with pytest.raises(ValueError, match="default-w<width>"):
+            torch_trainer.build_net(bad)
+    with pytest.raises(ValueError, match="fast spec"):
+        models.parse_fast_spec("plain-w8")
+
+
+def test_distillation_loss_blends_the_teacher_and_the_targets():
+    torch.manual_seed(0)
+    logits = torch.randn(16, 7)
+    target = torch.softmax(torch.randn(16, 7), dim=1)
+    hard = torch_trainer.distillation_loss(logits, target, None, alpha=0.7, temperature=4.0)
+    assert hard.item() == pytest.approx(-(target * torch.log_softmax(logits, 1)).sum(1).mean().item(), rel=1e-6)
+    assert torch_trainer.distillation_loss(logits, target, target, 0.0, 4.0).item() == pytest.approx(hard.item())
+    # A teacher that says exactly what the student says adds nothing: KL is zero.
+    same = torch.softmax(logits / 4.0, dim=1)
+    assert torch_trainer.distillation_loss(logits, target, same, 0.5, 4.0).item() == pytest.approx(0.5 * hard.item())
+    # Otherwise the soft term is alpha * T^2 * KL(teacher || student).
+    teacher = torch.softmax(torch.randn(16, 7), dim=1)
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits / 2.0, 1), teacher, reduction="batchmean")
+    got = torch_trainer.distillation_loss(logits, target, teacher, 0.7, 2.0).item()
+    assert got == pytest.approx(0.7 * 4 * kl.item() + 0.3 * hard.item(), rel=1e-5)
+
+
+def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_keras(packed, tmp_path, caplog):
+    path, splits = packed
+    teacher = tmp_path / "teacher.npz"
+    np.savez(teacher, **named_weights.named_arrays(_randomised(models.make_default_model(width=8))))
+    out = tmp_path / "students"
+    args = ["--data", str(path), "--out", str(out), "--minutes", "5", "--max-epochs", "1", "--batch-size", "32",
+            "--limit", "64", "--float32", "--warmup-minutes", "0.01", "--device", "cpu",
+            "--net", "plain-w8-d1", "--net", "separable-w8-d1",
+            "--teacher", f"default-w8={teacher}", "--teacher", f"default-w8={teacher}", "--alpha", "0.5"]  # fmt: skip
+    best = torch_trainer.train_many(torch_trainer.parse_args(args))
+    assert set(best) == {"plain-w8-d1", "separable-w8-d1"}
+    for spec, accuracy in best.items():
+        assert (out / spec / "history.csv").exists()
+        keras_path = tmp_path / f"{spec}.keras"
+        assert cli.main(["import-weights", "--weights", str(out / spec / "best.npz"), "--out", str(keras_path)]) == 0
+        model = keras.models.load_model(keras_path, compile=False)
+        assert model.name == "fast"
+        probabilities = model.predict(splits["PublicTest"].images, verbose=0)
+        keras_accuracy = (probabilities.argmax(1) == splits["PublicTest"].labels).mean()
+        assert keras_accuracy == pytest.approx(accuracy, abs=1 / len(probabilities))
+    # A second phase warm-starts each net from its own best.npz (--init-dir), as the GPU script does.
+    caplog.set_level("INFO", logger="classroom_training.torch_trainer")
+    again = [*args[:3], str(tmp_path / "again"), *args[4:7], "0", *args[8:], "--init-dir", str(out)]
+    assert again[6:8] == ["--max-epochs", "0"]
+    torch_trainer.train_many(torch_trainer.parse_args(again))
+    for spec, accuracy in best.items():
+        line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith(f"{spec}: warm start"))
+        assert float(line.rsplit(" ", 1)[1]) == pytest.approx(accuracy, abs=1e-4), line
+
+
+def test_a_compact_pack_keeps_publictest_exact_and_training_within_its_bits(packed, tmp_path):
+    path, splits = packed
+    votes = tmp_path / "votes.csv"
+    votes.write_text((path.parent / "fer2013new.csv").read_text())
+    compact = torch_trainer.load_pack(pack(SAMPLE, votes, tmp_path / "pack6.npz.xz", train_bits=6))
+    exact = torch_trainer.load_pack(path)
+    np.testing.assert_array_equal(compact["val_x"].reshape(exact["val_x"].shape), exact["val_x"])
+    error = np.abs(compact["train_x"].astype(int).reshape(exact["train_x"].shape) - exact["train_x"])
+    assert error.max() <= 2 and error.mean() > 0  # 6 bits: the dropped 2 come back as the interval's middle
+    np.testing.assert_array_equal(compact["train_votes"], exact["train_votes"])
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (20, 48, 48), dtype=np.uint8)
+    images[:5] = 255
+    for bits in (8, 7, 5):
+        decoded = torch_trainer.decode_images(torch_trainer.encode_images(images, bits), bits)
+        assert np.abs(decoded.astype(int) - images).max() <= (2 ** (8 - bits)) // 2

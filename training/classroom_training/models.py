@@ -77,3 +77,75 @@ def make_default_model(width: int = 48, weight_decay: float = 5e-4, dropout: flo
 
 
 ARCHITECTURES = {"seed": make_seed_model, "default": make_default_model}
+
+
+# ---------------------------------------------------------------- the efficient family ("fast")
+
+FAST_BLOCKS = ("plain", "separable")
+
+
+def _separable_bn(x, filters: int, weight_decay: float, name: str):
+    """Xception-style: a 3x3 depthwise conv, a 1x1 pointwise conv, then one BatchNorm (`<name>_dw/_pw/_bn`)."""
+    regularizer = keras.regularizers.l2(weight_decay)
+    x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, depthwise_regularizer=regularizer, name=f"{name}_dw")(
+        x
+    )
+    x = layers.Conv2D(filters, 1, use_bias=False, kernel_regularizer=regularizer, name=f"{name}_pw")(x)
+    return layers.BatchNormalization(name=f"{name}_bn")(x)
+
+
+def _fast_block(x, filters: int, block: str, weight_decay: float, name: str):
+    """Two convs (plain 3x3, or depthwise-separable) with an identity or 1x1-projection shortcut."""
+    shortcut = x
+    if x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, weight_decay, f"{name}_shortcut_conv", f"{name}_shortcut_bn")
+    if block == "plain":
+        x = layers.Activation("relu")(_conv_bn(x, filters, 3, weight_decay, f"{name}_conv1", f"{name}_bn1"))
+        x = _conv_bn(x, filters, 3, weight_decay, f"{name}_conv2", f"{name}_bn2")
+    else:
+        x = layers.Activation("relu")(_separable_bn(x, filters, weight_decay, f"{name}_sep1"))
+        x = _separable_bn(x, filters, weight_decay, f"{name}_sep2")
+    return layers.Activation("relu")(layers.Add()([x, shortcut]))
+
+
+def make_fast_model(
+    width: int = 32, block: str = "plain", depth: int = 1, weight_decay: float = 5e-4, dropout: float = 0.4
+) -> keras.Model:
+    """The efficient family: a stride-2 stem (48 -> 24 px), then stages at 24, 12, 6 and 3 px.
+
+    Nothing but the stem's one-channel conv runs at 48x48, which is where the default network
+    spends 30% of its work. Stage n has `depth` blocks of `width * 2**(n-1)` channels; blocks are
+    plain 3x3 residual pairs or depthwise-separable ones (`block`), a 2x2 max-pool follows stages
+    1-3. The padding is explicit and symmetric so the PyTorch twin (`torch_trainer.FastNet`) is exact.
+    """
+    if block not in FAST_BLOCKS:
+        raise ValueError(f"block must be one of {FAST_BLOCKS}, got {block!r}")
+    raw, x = _inputs()
+    x = layers.ZeroPadding2D(1, name="stem_pad")(x)
+    x = layers.Conv2D(
+        width, 3, strides=2, use_bias=False, kernel_regularizer=keras.regularizers.l2(weight_decay), name="stem_conv"
+    )(x)
+    x = layers.Activation("relu")(layers.BatchNormalization(name="stem_bn")(x))
+    for number in range(1, 5):
+        for index in range(1, depth + 1):
+            x = _fast_block(x, width * 2 ** (number - 1), block, weight_decay, f"stage{number}_block{index}")
+        if number < 4:
+            x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(NUM_EMOTIONS, activation="softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(raw, outputs, name="fast")
+
+
+def parse_fast_spec(spec: str) -> dict:
+    """`plain-w32-d1` / `separable-w48-d2` -> make_fast_model's arguments (the run and CLI name)."""
+    try:
+        block, width, depth = spec.split("-")
+        if not (width.startswith("w") and depth.startswith("d")) or block not in FAST_BLOCKS:
+            raise ValueError
+        return {"block": block, "width": int(width[1:]), "depth": int(depth[1:])}
+    except ValueError:
+        raise ValueError(f"a fast spec is <plain|separable>-w<width>-d<depth>, got {spec!r}") from None
+
+
+ARCHITECTURES["fast"] = make_fast_model

@@ -55,11 +55,22 @@ def export_named(keras_path: Path, out: Path) -> Path:
     return out
 
 
-def import_named(npz_path: Path, out: Path, width: int = 32) -> Path:
-    """A named-weights .npz (e.g. `torch_trainer`'s best.npz) as a .keras the rest of the CLI reads."""
+def model_for(spec: str) -> keras.Model:
+    """The Keras network a `torch_trainer` spec names: `default-w32`, `plain-w32-d1`, `separable-w48-d1`."""
+    if spec.startswith("default-w"):
+        return models.make_default_model(width=int(spec.removeprefix("default-w")))
+    return models.make_fast_model(**models.parse_fast_spec(spec))
+
+
+def import_named(npz_path: Path, out: Path, width: int = 32, net: str | None = None) -> Path:
+    """A named-weights .npz (e.g. `torch_trainer`'s best.npz) as a .keras the rest of the CLI reads.
+
+    `net` is the run's spec; without it, the spec the run stored in the file, else `default-w<width>`.
+    """
     with np.load(npz_path) as npz:
         arrays = {key: npz[key] for key in npz.files if not key.startswith("meta/")}
-    model = models.make_default_model(width=width)
+        stored = str(npz["meta/net"]) if "meta/net" in npz.files else None
+    model = model_for(net or stored or f"default-w{width}")
     load_named_arrays(model, arrays)
     out.parent.mkdir(parents=True, exist_ok=True)
     model.save(out)

@@ -101,23 +101,111 @@ class DefaultNet(nn.Module):
         return self.probabilities(self.dropout(x.mean(dim=(2, 3))))
 
 
+class FastBlock(nn.Module):
+    """`models._fast_block`: two plain 3x3 convs, or two depthwise-separable ones, plus a shortcut."""
+
+    def __init__(self, channels_in: int, channels_out: int, block: str):
+        super().__init__()
+        self.block = block
+        if block == "plain":
+            self.conv1 = nn.Conv2d(channels_in, channels_out, 3, padding=1, bias=False)
+            self.bn1 = _batch_norm(channels_out)
+            self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
+            self.bn2 = _batch_norm(channels_out)
+        else:
+            for part, (a, b) in (("sep1", (channels_in, channels_out)), ("sep2", (channels_out, channels_out))):
+                setattr(self, f"{part}_dw", nn.Conv2d(a, a, 3, padding=1, groups=a, bias=False))
+                setattr(self, f"{part}_pw", nn.Conv2d(a, b, 1, bias=False))
+                setattr(self, f"{part}_bn", _batch_norm(b))
+        self.projects = channels_in != channels_out
+        if self.projects:
+            self.shortcut_conv = nn.Conv2d(channels_in, channels_out, 1, bias=False)
+            self.shortcut_bn = _batch_norm(channels_out)
+
+    def parts(self) -> list[str]:
+        names = ["conv1", "bn1", "conv2", "bn2"] if self.block == "plain" else [
+            f"{s}_{p}" for s in ("sep1", "sep2") for p in ("dw", "pw", "bn")
+        ]  # fmt: skip
+        return names + (["shortcut_conv", "shortcut_bn"] if self.projects else [])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = self.shortcut_bn(self.shortcut_conv(x)) if self.projects else x
+        if self.block == "plain":
+            y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        else:
+            y = F.relu(self.sep1_bn(self.sep1_pw(self.sep1_dw(x))))
+            y = self.sep2_bn(self.sep2_pw(self.sep2_dw(y)))
+        return F.relu(y + shortcut)
+
+
+class FastNet(nn.Module):
+    """`models.make_fast_model`: a stride-2 stem (48 -> 24 px), stages at 24, 12, 6 and 3 px."""
+
+    def __init__(self, width: int = 32, block: str = "plain", depth: int = 1, dropout: float = 0.4):
+        super().__init__()
+        self.stem_conv = nn.Conv2d(1, width, 3, stride=2, padding=1, bias=False)  # Keras: ZeroPadding2D(1), valid
+        self.stem_bn = _batch_norm(width)
+        self.block_names: list[str] = []
+        blocks, channels = [], width
+        for number in range(1, 5):
+            for index in range(1, depth + 1):
+                out = width * 2 ** (number - 1)
+                blocks.append(FastBlock(channels, out, block))
+                self.block_names.append(f"stage{number}_block{index}")
+                channels = out
+        self.blocks = nn.ModuleList(blocks)
+        self.depth = depth
+        self.dropout = nn.Dropout(dropout)
+        self.probabilities = nn.Linear(channels, NUM_EMOTIONS)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.stem_bn(self.stem_conv(pixels / 255.0)))
+        for position, block in enumerate(self.blocks):
+            x = block(x)
+            if (position + 1) % self.depth == 0 and position + 1 < len(self.blocks):
+                x = F.max_pool2d(x, 2)
+        return self.probabilities(self.dropout(x.mean(dim=(2, 3))))
+
+
+FAST_BLOCKS = ("plain", "separable")
+
+
+def build_net(spec: str) -> nn.Module:
+    """`default-w32` (models.make_default_model) or `plain-w32-d1` / `separable-w48-d1` (make_fast_model)."""
+    parts = spec.split("-")
+    try:
+        if parts[0] == "default" and len(parts) == 2 and parts[1].startswith("w"):
+            return DefaultNet(width=int(parts[1][1:]))
+        if parts[0] in FAST_BLOCKS and len(parts) == 3 and parts[1].startswith("w") and parts[2].startswith("d"):
+            return FastNet(width=int(parts[1][1:]), block=parts[0], depth=int(parts[2][1:]))
+    except ValueError:
+        pass
+    raise ValueError(f"a network is default-w<width> or <plain|separable>-w<width>-d<depth>, got {spec!r}")
+
+
 # ---------------------------------------------------------------- weights keyed by Keras names
 
 
-def _keras_names(net: DefaultNet) -> list[tuple[str, nn.Module]]:
+def _keras_names(net: nn.Module) -> list[tuple[str, nn.Module]]:
     """(Keras layer name, module) pairs; the names are those `models.make_default_model` gives."""
     pairs = [("stem_conv", net.stem_conv), ("stem_bn", net.stem_bn)]
+    if isinstance(net, FastNet):
+        for prefix, block in zip(net.block_names, net.blocks, strict=True):
+            pairs += [(f"{prefix}_{part}", getattr(block, part)) for part in block.parts()]
+        return pairs + [("probabilities", net.probabilities)]
     for number, stage in enumerate(net.stages, start=1):
         parts = ["conv1", "bn1", "conv2", "bn2"] + (["shortcut_conv", "shortcut_bn"] if stage.projects else [])
         pairs += [(f"stage{number}_{part}", getattr(stage, part)) for part in parts]
     return pairs + [("probabilities", net.probabilities)]
 
 
-def _keras_variables(net: DefaultNet) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
+def _keras_variables(net: nn.Module) -> list[tuple[str, torch.Tensor, tuple[int, ...] | None]]:
     """(Keras key, the tensor that holds it here, the permutation from PyTorch's layout to Keras')."""
     variables = []
     for name, module in _keras_names(net):
-        if isinstance(module, nn.Conv2d):
+        if isinstance(module, nn.Conv2d) and module.groups > 1:
+            variables.append((f"{name}/kernel", module.weight, (2, 3, 0, 1)))  # depthwise: C1HW -> HWC1
+        elif isinstance(module, nn.Conv2d):
             variables.append((f"{name}/kernel", module.weight, (2, 3, 1, 0)))  # OIHW -> HWIO
         elif isinstance(module, nn.BatchNorm2d):
             variables += [
@@ -130,7 +218,7 @@ def _keras_variables(net: DefaultNet) -> list[tuple[str, torch.Tensor, tuple[int
     return variables
 
 
-def to_keras_arrays(net: DefaultNet) -> dict[str, np.ndarray]:
+def to_keras_arrays(net: nn.Module) -> dict[str, np.ndarray]:
     """Every weight as Keras stores it: conv kernels HWIO, dense kernels (in, out), BN statistics."""
     return {
         key: (tensor.detach().permute(*to_keras) if to_keras else tensor.detach()).float().cpu().numpy().copy()
@@ -138,7 +226,7 @@ def to_keras_arrays(net: DefaultNet) -> dict[str, np.ndarray]:
     }
 
 
-def load_keras_arrays(net: DefaultNet, arrays: dict[str, np.ndarray]) -> None:
+def load_keras_arrays(net: nn.Module, arrays: dict[str, np.ndarray]) -> None:
     """The inverse of `to_keras_arrays`: a warm start from a Keras model's weights."""
     variables = _keras_variables(net)
     missing = sorted(key for key, _, _ in variables if key not in arrays)
@@ -157,11 +245,51 @@ def load_keras_arrays(net: DefaultNet, arrays: dict[str, np.ndarray]) -> None:
 # ---------------------------------------------------------------- data and augmentation
 
 
+def predict_gradient(images: np.ndarray, top: int) -> np.ndarray:
+    """Each pixel's prediction from its left, upper and upper-left neighbours (left + up - corner)."""
+    x = images.astype(np.int16)
+    prediction = np.zeros_like(x)
+    prediction[:, 1:, 1:] = np.clip(x[:, 1:, :-1] + x[:, :-1, 1:] - x[:, :-1, :-1], 0, top)
+    prediction[:, 0, 1:], prediction[:, 1:, 0] = x[:, 0, :-1], x[:, :-1, 0]
+    return prediction
+
+
+def encode_images(images: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 [n, 48, 48] kept to `bits` bits, as residuals of the gradient predictor (xz packs them ~30% smaller)."""
+    levels = images.reshape(-1, CROP_SIZE, CROP_SIZE) >> (8 - bits)
+    return ((levels.astype(np.int16) - predict_gradient(levels, 2**bits - 1)) % 256).astype(np.uint8)
+
+
+def decode_images(residuals: np.ndarray, bits: int) -> np.ndarray:
+    """The inverse of `encode_images`; dropped low bits come back as the middle of their interval."""
+    levels, wide = np.zeros(residuals.shape, np.int16), residuals.astype(np.int16)
+    top = 2**bits - 1
+    for row in range(CROP_SIZE):
+        for col in range(CROP_SIZE):
+            if row and col:
+                left, up, corner = levels[:, row, col - 1], levels[:, row - 1, col], levels[:, row - 1, col - 1]
+                guess = np.clip(left + up - corner, 0, top)
+            else:
+                guess = levels[:, row, col - 1] if col else (levels[:, row - 1, col] if row else 0)
+            levels[:, row, col] = (wide[:, row, col] + guess) % 256
+    shift = 8 - bits
+    return ((levels << shift) + (1 << (shift - 1) if shift else 0)).astype(np.uint8)
+
+
 def load_pack(path: Path) -> dict[str, np.ndarray]:
-    """A pack from `python -m classroom_training pack` (.npz.xz), or already decompressed (.npz)."""
+    """A pack from `python -m classroom_training pack` (.npz.xz), or already decompressed (.npz).
+
+    A compact pack (`pack --train-bits`) holds `<split>_x_residuals` and `<split>_x_bits` instead of
+    `<split>_x`; they are decoded here, so callers always get uint8 [n, 48, 48] images.
+    """
     raw = Path(path).read_bytes()
     with np.load(io.BytesIO(lzma.decompress(raw) if str(path).endswith(".xz") else raw)) as npz:
-        return {name: npz[name] for name in npz.files}
+        data = {name: npz[name] for name in npz.files}
+    for split in ("train", "val"):
+        if f"{split}_x_residuals" in data:
+            bits = int(data.pop(f"{split}_x_bits"))
+            data[f"{split}_x"] = decode_images(data.pop(f"{split}_x_residuals"), bits)
+    return data
 
 
 def soft_targets(labels: np.ndarray, votes: np.ndarray, ferplus_weight: float) -> np.ndarray:
@@ -217,10 +345,8 @@ def learning_rate(elapsed: float, budget: float, warmup: float, peak: float) -> 
 
 
 @torch.no_grad()
-def evaluate(
-    net: DefaultNet, pixels: torch.Tensor, labels: torch.Tensor, flip_tta: bool = False
-) -> tuple[float, float]:
-    """(loss, accuracy) on PublicTest in float32, the precision the exported model serves."""
+def predict(net: nn.Module, pixels: torch.Tensor, flip_tta: bool = False) -> torch.Tensor:
+    """Probabilities [n, 7] in float32, the precision the exported model serves."""
     net.eval()
     probabilities = []
     for start in range(0, len(pixels), 1024):
@@ -229,12 +355,76 @@ def evaluate(
         if flip_tta:
             p = (p + F.softmax(net(batch.flip(3)), dim=1)) / 2
         probabilities.append(p)
-    p = torch.cat(probabilities)
-    loss = F.nll_loss(p.clamp_min(1e-7).log(), labels).item()
-    return loss, (p.argmax(1) == labels).float().mean().item()
+    return torch.cat(probabilities)
 
 
-def _optimizer(net: DefaultNet, peak: float) -> torch.optim.SGD:
+def score(probabilities: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    """(loss, accuracy) of probabilities against integer labels."""
+    loss = F.nll_loss(probabilities.clamp_min(1e-7).log(), labels).item()
+    return loss, (probabilities.argmax(1) == labels).float().mean().item()
+
+
+def evaluate(net: nn.Module, pixels: torch.Tensor, labels: torch.Tensor, flip_tta: bool = False) -> tuple[float, float]:
+    """(loss, accuracy) on PublicTest in float32, the precision the exported model serves."""
+    return score(predict(net, pixels, flip_tta), labels)
+
+
+def distillation_loss(
+    logits: torch.Tensor, target: torch.Tensor, teacher: torch.Tensor | None, alpha: float, temperature: float
+) -> torch.Tensor:
+    """alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * cross-entropy(target, student).
+
+    `teacher` holds the ensemble's probabilities at temperature T (the mean of its members'
+    softened outputs); the T^2 keeps the soft term's gradient on the hard term's scale (Hinton
+    et al., 2015). Without a teacher this is the plain soft-target cross-entropy.
+    """
+    hard = -(target * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
+    if teacher is None or alpha == 0:
+        return hard
+    student = F.log_softmax(logits.float() / temperature, dim=1)
+    soft = (teacher * (teacher.clamp_min(1e-8).log() - student)).sum(1).mean()
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
+
+
+def _load_net(spec: str, path: Path, device: torch.device) -> nn.Module:
+    net = build_net(spec)
+    with np.load(path) as npz:
+        load_keras_arrays(net, {k: npz[k] for k in npz.files if not k.startswith("meta/")})
+    net = net.to(device)
+    return (net.to(memory_format=torch.channels_last) if device.type == "cuda" else net).eval()
+
+
+def load_teachers(specs: list[str], device: torch.device) -> list[tuple[str, nn.Module]]:
+    """`SPEC=PATH` items (e.g. `default-w32=.gpu/v5-named.npz`) as frozen networks in eval mode."""
+    teachers = []
+    for item in specs:
+        spec, _, path = item.partition("=")
+        if not path:
+            raise ValueError(f"a teacher is SPEC=PATH, got {item!r}")
+        net = _load_net(spec, Path(path), device)
+        for parameter in net.parameters():
+            parameter.requires_grad_(False)
+        teachers.append((f"{spec}={path}", net))
+    return teachers
+
+
+@torch.no_grad()
+def teacher_probabilities(
+    teachers: list[tuple[str, nn.Module]], images: torch.Tensor, temperature: float, bfloat16: bool
+) -> torch.Tensor | None:
+    """The ensemble's mean softened probabilities on this (augmented) batch, or None without teachers."""
+    if not teachers:
+        return None
+    total = None
+    for _, net in teachers:
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=bfloat16):
+            logits = net(images)
+        p = F.softmax(logits.float() / temperature, dim=1)
+        total = p if total is None else total + p
+    return total / len(teachers)
+
+
+def _optimizer(net: nn.Module, peak: float) -> torch.optim.SGD:
     """SGD + Nesterov; weight decay on conv kernels only, where the Keras model has its L2."""
     conv = [m.weight for m in net.modules() if isinstance(m, nn.Conv2d)]
     conv_ids = {id(p) for p in conv}
@@ -250,8 +440,44 @@ def _save(path: Path, arrays: dict[str, np.ndarray], **meta) -> None:
     partial.replace(path)
 
 
-def train(args: argparse.Namespace) -> float:
-    """One run within `args.minutes`; returns the best PublicTest accuracy (float32)."""
+class Run:
+    """One network being trained: its optimiser, its history file and its best PublicTest score."""
+
+    def __init__(self, spec: str, out: Path, device: torch.device, args: argparse.Namespace):
+        self.spec, self.out = spec, out
+        self.net = build_net(spec).to(device)
+        if device.type == "cuda":
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.init_from = args.init_from or (args.init_dir / spec / "best.npz" if args.init_dir else None)
+        if self.init_from and not Path(self.init_from).exists() and not args.init_from:
+            log.warning("%s: no %s, starting from scratch", spec, self.init_from)
+            self.init_from = None
+        if self.init_from:
+            with np.load(self.init_from) as npz:
+                load_keras_arrays(self.net, {k: npz[k] for k in npz.files if not k.startswith("meta/")})
+        self.optimizer = _optimizer(self.net, args.learning_rate)
+        out.mkdir(parents=True, exist_ok=True)
+        self.history = open(out / "history.csv", "w", newline="")  # noqa: SIM115
+        self.writer = csv.writer(self.history)
+        self.writer.writerow(["epoch", "seconds", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"])
+        self.best, self.loss_sum, self.correct = -1.0, None, None
+
+
+def _runs(args: argparse.Namespace, device: torch.device) -> list[Run]:
+    """One Run per `--net` (default: `default-w<width>`); several nets write to `--out/<spec>/`."""
+    specs = args.net or [f"default-w{args.width}"]
+    if args.init_from and len(specs) > 1:
+        raise ValueError("--init-from warm-starts one network; give one --net with it")
+    return [Run(spec, Path(args.out) / spec if len(specs) > 1 else Path(args.out), device, args) for spec in specs]
+
+
+def train_many(args: argparse.Namespace) -> dict[str, float]:
+    """Train every `--net` side by side on the same augmented batches within `args.minutes`.
+
+    One process and one batch for all of them: the teachers' forward pass and the augmentation
+    are paid once per step, and small networks, which leave a GPU mostly idle one at a time, fill
+    it together. Returns each network's best PublicTest accuracy (float32).
+    """
     torch.manual_seed(args.seed)
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.backends.cudnn.benchmark = True
@@ -263,83 +489,112 @@ def train(args: argparse.Namespace) -> float:
         soft_targets(data["train_y"][:limit], data["train_votes"][:limit].astype(np.float32), args.ferplus_weight)
     ).to(device)
     val_x, val_y = to_nchw(data["val_x"]), torch.from_numpy(data["val_y"].astype(np.int64)).to(device)
+    if args.val_limit:
+        val_x, val_y = val_x[: args.val_limit], val_y[: args.val_limit]
 
-    net = DefaultNet(width=args.width).to(device)
-    if args.init_from:
-        with np.load(args.init_from) as npz:
-            load_keras_arrays(net, {k: npz[k] for k in npz.files})
-        log.info("warm start from %s: PublicTest %.4f", args.init_from, evaluate(net, val_x, val_y)[1])
-    optimizer = _optimizer(net, args.learning_rate)
+    teachers = load_teachers(args.teacher, device)
+    if teachers:
+        each = [predict(net, val_x) for _, net in teachers]
+        for (name, _), p in zip(teachers, each, strict=True):
+            log.info("teacher %s: PublicTest %.4f", name, score(p, val_y)[1])
+        log.info("teacher ensemble of %d: PublicTest %.4f (alpha %.2f, T %.1f)", len(teachers),
+                 score(torch.stack(each).mean(0), val_y)[1], args.alpha, args.temperature)  # fmt: skip
+    runs = _runs(args, device)
+    for run in runs:
+        if run.init_from:
+            log.info(
+                "%s: warm start from %s: PublicTest %.4f", run.spec, run.init_from, evaluate(run.net, val_x, val_y)[1]
+            )
+        log.info("%s: %d parameters", run.spec, sum(p.numel() for p in run.net.parameters()))
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    log.info(
-        "torch %s on %s: %d training rows, batch %d, %.1f min",
-        torch.__version__,
-        where,
-        limit,
-        args.batch_size,
-        args.minutes,
-    )
+    log.info("torch %s on %s: %d training rows, batch %d, %.1f min, %d net(s), %d teacher(s)",
+             torch.__version__, where, limit, args.batch_size, args.minutes, len(runs), len(teachers))  # fmt: skip
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    history = open(out / "history.csv", "w", newline="")  # noqa: SIM115
-    writer = csv.writer(history)
-    writer.writerow(["epoch", "seconds", "learning_rate", "loss", "accuracy", "val_loss", "val_accuracy"])
-
-    budget, steps = args.minutes * 60, limit // args.batch_size
-    started, best, epoch, epoch_seconds = time.monotonic(), -1.0, 0, 0.0
+    budget, steps = args.minutes * 60, max(limit // args.batch_size, 1)
+    started, epoch, epoch_seconds, lr = time.monotonic(), 0, 0.0, 0.0
     while epoch < args.max_epochs and (time.monotonic() - started) + epoch_seconds < budget:
         epoch_started = time.monotonic()
-        net.train()
         order = torch.randperm(limit, device=device)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device)
+        for run in runs:
+            run.net.train()
+            run.loss_sum, run.correct = torch.zeros((), device=device), torch.zeros((), device=device)
         for step in range(steps):
             lr = learning_rate(time.monotonic() - started, budget, args.warmup_minutes * 60, args.learning_rate)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bfloat16):
-                logits = net(augment(train_x[index]))
+            images = augment(train_x[index])
+            if device.type == "cuda":
+                images = images.contiguous(memory_format=torch.channels_last)
+            soft = teacher_probabilities(teachers, images, args.temperature, args.bfloat16)
             target = targets[index]
-            loss = -(target * F.log_softmax(logits.float(), dim=1)).sum(1).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach()
-            correct += (logits.argmax(1) == target.argmax(1)).sum()
+            for run in runs:
+                for group in run.optimizer.param_groups:
+                    group["lr"] = lr
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bfloat16):
+                    logits = run.net(images)
+                loss = distillation_loss(logits, target, soft, args.alpha, args.temperature)
+                run.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                run.optimizer.step()
+                run.loss_sum += loss.detach()
+                run.correct += (logits.argmax(1) == target.argmax(1)).sum()
             if epoch == 0 and step == 19:
                 log.info("first 20 steps: %.3f s a step", (time.monotonic() - epoch_started) / 20)
-        val_loss, val_accuracy = evaluate(net, val_x, val_y)
         epoch += 1
+        for run in runs:
+            val_loss, val_accuracy = evaluate(run.net, val_x, val_y)
+            row = [epoch, round(time.monotonic() - started, 1), lr, run.loss_sum.item() / steps,
+                   run.correct.item() / (steps * args.batch_size), val_loss, val_accuracy]  # fmt: skip
+            run.writer.writerow(row)
+            run.history.flush()
+            if val_accuracy > run.best:
+                run.best = val_accuracy
+                _save(run.out / "best.npz", to_keras_arrays(run.net), epoch=epoch, val_accuracy=val_accuracy,
+                      net=run.spec)  # fmt: skip
+            log.info("%s epoch %d lr %.4f loss %.4f acc %.4f val_acc %.4f best %.4f",
+                     run.spec, epoch, lr, row[3], row[4], val_accuracy, run.best)  # fmt: skip
         epoch_seconds = time.monotonic() - epoch_started
-        row = [epoch, round(time.monotonic() - started, 1), lr, loss_sum.item() / steps,
-               correct.item() / (steps * args.batch_size), val_loss, val_accuracy]  # fmt: skip
-        writer.writerow(row)
-        history.flush()
-        if val_accuracy > best:
-            best = val_accuracy
-            _save(out / "best.npz", to_keras_arrays(net), epoch=epoch, val_accuracy=val_accuracy)
-        log.info("epoch %d %.1fs lr %.4f loss %.4f acc %.4f val_acc %.4f best %.4f",
-                 epoch, epoch_seconds, lr, row[3], row[4], val_accuracy, best)  # fmt: skip
-    history.close()
-    _save(out / "last.npz", to_keras_arrays(net), epoch=epoch, val_accuracy=val_accuracy)
-    log.info("finished: %d epochs in %.1f min, best PublicTest %.4f", epoch, (time.monotonic() - started) / 60, best)
-    return best
+        log.info("epoch %d took %.1fs", epoch, epoch_seconds)
+    for run in runs:
+        run.history.close()
+        if args.save_last:
+            _save(run.out / "last.npz", to_keras_arrays(run.net), epoch=epoch, net=run.spec)
+        log.info("finished %s: %d epochs in %.1f min, best PublicTest %.4f",
+                 run.spec, epoch, (time.monotonic() - started) / 60, run.best)  # fmt: skip
+    return {run.spec: run.best for run in runs}
+
+
+def train(args: argparse.Namespace) -> float:
+    """One run (or several side by side) within `args.minutes`; returns the best PublicTest accuracy."""
+    return max(train_many(args).values())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="from `classroom_training pack` (.npz.xz or .npz)")
-    parser.add_argument("--out", type=Path, required=True, help="folder for best.npz, last.npz, history.csv")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for best.npz, history.csv (per net with several)"
+    )
     parser.add_argument("--minutes", type=float, default=7.0, help="wall-clock budget for the whole run")
     parser.add_argument("--max-epochs", type=int, default=10_000)
     parser.add_argument("--warmup-minutes", type=float, default=0.25)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=0.05, help="peak learning rate")
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--width", type=int, default=32, help="without --net: the default network's width")
+    parser.add_argument(
+        "--net", action="append", default=[],
+        help="default-w<width> or <plain|separable>-w<width>-d<depth>, repeatable: trained side by side",
+    )  # fmt: skip
+    parser.add_argument(
+        "--teacher", action="append", default=[],
+        help="SPEC=PATH of named weights (e.g. default-w32=.gpu/v5-named.npz), repeatable: the distillation ensemble",
+    )  # fmt: skip
+    parser.add_argument("--alpha", type=float, default=0.7, help="share of the distillation term (with teachers)")
+    parser.add_argument("--temperature", type=float, default=4.0, help="softening of teacher and student logits")
+    parser.add_argument("--val-limit", type=int, default=0, help="use only the first N PublicTest rows (smoke runs)")
+    parser.add_argument("--save-last", action="store_true", help="also write last.npz (the last epoch's weights)")
     parser.add_argument("--ferplus-weight", type=float, default=0.3)
     parser.add_argument("--init-from", type=Path, help="Keras-named weights (.npz) to start from")
+    parser.add_argument("--init-dir", type=Path, help="warm-start each --net from <dir>/<spec>/best.npz if there")
     parser.add_argument("--float32", dest="bfloat16", action="store_false", help="no bfloat16 autocast")
     parser.add_argument("--limit", type=int, default=0, help="use only the first N training rows (smoke runs)")
     parser.add_argument("--seed", type=int, default=1337)
@@ -349,7 +604,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    train(parse_args(argv))
+    train_many(parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -5,17 +5,21 @@ Lessons (lessons.py), tokens (manage.py) and the class timeline (timeline.py) ha
 
 from __future__ import annotations
 
+import logging
 import time
 
+import redis
 from classroom_contract import EMOTIONS, keys, store
+from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
 from classroom_dashboard import accounts, charts, lessons, records, roster
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
-from classroom_dashboard.db import get_redis
+from classroom_dashboard.db import get_crop_store, get_redis
 
 bp = Blueprint("classes", __name__)
+log = logging.getLogger(__name__)
 
 RANGES = {15: "15 min", 60: "1 hour", 360: "6 hours", 1440: "1 day", 10080: "7 days"}
 
@@ -77,7 +81,9 @@ def student(class_id, student_id):
     if minutes not in RANGES:
         minutes = 60
     client = get_redis()
-    latest = store.latest_results(client, class_id)[student_id]
+    latest = store.latest_results(client, class_id, since=time.time() - config["RETENTION_SECONDS"]).get(student_id)
+    if latest is None:
+        abort(404)
     end = max(time.time(), latest.captured_at)
     start = end - min(minutes * 60, config["RETENTION_SECONDS"])
     series = store.student_series(client, class_id, student_id, since=start)
@@ -130,12 +136,25 @@ def export_csv(class_id):
 @bp.post("/classes/<class_id>/students/<student_id>/delete")
 @login_required
 def delete_student(class_id, student_id):
-    """Erase everything stored about one student of the class, live events included."""
+    """Erase everything stored about one student of the class (`classroom_contract.erasure`)."""
     require_class(class_id)
     if not accounts.CLASS_ID_PATTERN.match(student_id):
         abort(404)
-    client = get_redis()
-    store.delete_student(client, class_id, student_id)
-    records.erase_events(client, class_id, student_id)
+    erased = erase_student(get_redis(), _crop_store_or_none(), class_id, student_id)
+    log.info(
+        "erasure class=%s student=%s batches=%d generation=%d", class_id, student_id, erased.batches, erased.generation
+    )
     flash(f"All data of student {student_id} was deleted.", "info")
     return redirect(url_for("classes.detail", class_id=class_id))
+
+
+def _crop_store_or_none():
+    """The crop store, or None when it cannot be reached: the erasure then leaves the student's
+    queued crops to expire (CROPS_TTL_SECONDS) - their jobs are gone, nothing reads them."""
+    client = get_crop_store()
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        log.warning("erasure: crop store unreachable (%s); queued crops will expire on their own", exc)
+        return None
+    return client

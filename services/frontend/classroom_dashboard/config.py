@@ -61,6 +61,8 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "DEVELOPMENT": development,
         "SECRET_KEY": secret,
         "REDIS_URL": redis_url(env),
+        # The crop store (memory-only Redis of the queued crops): erasing a student deletes theirs there.
+        "CROP_STORE_URL": env.get("CROP_STORE_URL") or "redis://127.0.0.1:6380/0",
         # How far back history pages, charts and CSV export read (the workers trim the same way).
         "RETENTION_SECONDS": _number(env, "RETENTION_SECONDS", 7 * 24 * 3600, minimum=60),
         # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.

@@ -6,6 +6,7 @@ import redis
 from flask import Flask, current_app
 
 EXTENSION = "classroom_redis"
+CROP_STORE_EXTENSION = "classroom_crop_store"
 
 
 def connect(url: str) -> redis.Redis:
@@ -20,5 +21,14 @@ def get_redis() -> redis.Redis:
     return client
 
 
+def get_crop_store() -> redis.Redis:
+    """The crop store's client (CROP_STORE_URL), created on first use; only erasure uses it."""
+    client = current_app.extensions.get(CROP_STORE_EXTENSION)
+    if client is None:
+        client = current_app.extensions[CROP_STORE_EXTENSION] = connect(current_app.config["CROP_STORE_URL"])
+    return client
+
+
 def init_app(app: Flask) -> None:
     app.extensions.setdefault(EXTENSION, None)
+    app.extensions.setdefault(CROP_STORE_EXTENSION, None)

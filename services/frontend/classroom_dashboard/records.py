@@ -1,5 +1,4 @@
-"""A class's stored results as CSV rows, reading a time range of a class, and erasing a student
-from the live event stream."""
+"""A class's stored results as CSV rows, reading a time range of a class."""
 
 from __future__ import annotations
 
@@ -9,7 +8,8 @@ import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from classroom_contract import EMOTIONS, keys, store
+from classroom_contract import EMOTIONS, store
+from classroom_contract.erasure import erase_stream_entries
 
 from classroom_dashboard.attention import observation_score
 
@@ -63,16 +63,8 @@ def csv_chunks(client, class_id: str, since: float, use_emotions: bool, until: f
 
 
 def erase_events(client, class_id: str, student_id: str) -> None:
-    """The live stream also holds recent results; drop this student's entries from it."""
-    stream, start = keys.class_events(class_id), "-"
-    while True:
-        batch = client.xrange(stream, min=start, max="+", count=1000)
-        doomed = [entry_id for entry_id, fields in batch if student_of(fields) == student_id]
-        if doomed:
-            client.xdel(stream, *doomed)
-        if len(batch) < 1000:
-            return
-        start = "(" + batch[-1][0]
+    """Deprecated: `classroom_contract.erasure.erase_student` erases a student everywhere, stream included."""
+    erase_stream_entries(client, class_id, student_id)
 
 
 def student_of(fields: dict) -> str | None:

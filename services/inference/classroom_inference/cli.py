@@ -26,6 +26,8 @@ def api_main(argv: list[str] | None = None) -> int:
     if args.port:
         settings.api_port = args.port
     configure_logging(settings.log_level)
+    if not crop_store_ok(settings):
+        return 2
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
@@ -35,6 +37,20 @@ def api_main(argv: list[str] | None = None) -> int:
         proxy_headers=True,
     )
     return 0
+
+
+def crop_store_ok(settings: Settings) -> bool:
+    """False (after logging why) when the crop store writes to disk and no override is set."""
+    import logging
+
+    from classroom_inference.cropstore import CropStorePersists, check_crop_store
+
+    try:
+        check_crop_store(settings)
+    except CropStorePersists as exc:
+        logging.getLogger("classroom_inference").error("refusing to start: %s", exc)
+        return False
+    return True
 
 
 def _failure_summary(exc_string: str | None) -> str:

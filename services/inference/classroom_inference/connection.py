@@ -20,3 +20,13 @@ def redis_client(settings: Settings) -> redis.Redis:
 def worker_client(settings: Settings) -> redis.Redis:
     """A client for an RQ worker: RQ sets its own read timeout above its blocking dequeue wait."""
     return redis.Redis.from_url(settings.redis_url, socket_connect_timeout=settings.redis_timeout_s)
+
+
+def crop_store_client(settings: Settings) -> redis.Redis:
+    """A client of the crop store (CROP_STORE_URL), with the API's short timeouts."""
+    return redis.Redis.from_url(
+        settings.crop_store_url,
+        socket_connect_timeout=settings.redis_timeout_s,
+        socket_timeout=settings.redis_timeout_s,
+        health_check_interval=30,
+    )

@@ -1,11 +1,18 @@
 """Accepting a batch: dedup by observation id, park the crops, queue one job, all in one transaction.
 
-The seen-markers, the crops, the RQ job and the absence results commit together (WATCH on the
-seen keys, then MULTI/EXEC), so:
-- a crash before EXEC leaves nothing: the agent's resend is processed as new;
+The crops go to the crop store (a second Redis that never writes to disk), everything else to the
+main Redis. The seen-markers, the batch's pending marker, the RQ job and the absence results
+commit together in the main Redis (WATCH on the seen keys and the student's erasure tombstone,
+then MULTI/EXEC); the crops are parked in the crop store just BEFORE that commit, with a TTL:
+- a crash before parking or between parking and EXEC: nothing is committed, so the agent's
+  resend is processed as new (under a new batch id); the parked crops are orphans nobody
+  references and expire after CROPS_TTL_SECONDS (they are only ever in memory);
 - a crash after EXEC leaves everything: the resend finds every id seen and is counted duplicate;
-- two concurrent sends of the same id: the second EXEC fails on the WATCH, re-reads, and
-  counts it as a duplicate. An observation is never lost nor counted twice.
+- two concurrent sends of the same id: the second EXEC fails on the WATCH, re-reads, re-parks
+  only the crops still new and counts the rest as duplicates;
+- the crop store down: 503 before anything is committed, the agent resends later;
+- the crop store restarted after EXEC (crops gone): the worker stores the batch without emotion.
+An observation is never lost nor counted twice.
 """
 
 from __future__ import annotations
@@ -38,12 +45,21 @@ class Outcome:
     batch_id: str | None
 
 
-def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces) -> dict:
-    """What the predict job needs besides the crops: no pixels, only ids, times and head pose."""
+#: A batch's pending marker and its student's batch set outlive its job (failed jobs: 7 days).
+PENDING_TTL_S = 8 * 24 * 3600
+
+
+def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces, generation: int) -> dict:
+    """What the predict job needs besides the crops: no pixels, only ids, times and head pose.
+
+    `generation` is the student's erasure tombstone as read at ingest: a worker drops the results
+    if the student was erased since.
+    """
     return {
         "batch_id": batch_id,
         "class_id": class_id,
         "student_id": batch.student_id,
+        "generation": generation,
         "observations": [
             {
                 "observation_id": str(o.observation_id),
@@ -79,32 +95,51 @@ def _direct_results(class_id: str, batch: ObservationBatch, observations) -> lis
     ]
 
 
-def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationBatch, settings: Settings) -> Outcome:
-    """Store what is new in `batch` and queue its faces; report new vs already-seen counts."""
+def park_crops(crop_store: redis.Redis, batch_id: str, faces, ttl_seconds: int) -> None:
+    """Put a batch's crops in the crop store (replacing any earlier try of the same batch), with a TTL."""
+    crops_key = keys.crops(batch_id)
+    with crop_store.pipeline(transaction=True) as pipe:
+        pipe.delete(crops_key)
+        pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
+        pipe.expire(crops_key, ttl_seconds)
+        pipe.execute()
+
+
+def ingest(
+    client: redis.Redis,
+    queue: Queue,
+    class_id: str,
+    batch: ObservationBatch,
+    settings: Settings,
+    crop_store: redis.Redis,
+) -> Outcome:
+    """Store what is new in `batch` and queue its faces; report new vs already-seen counts.
+
+    `client` is the main Redis, `crop_store` the crop store (CROP_STORE_URL): crops go only there.
+    """
     unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
     in_request_duplicates = len(batch.observations) - len(unique)
     seen_keys = [keys.seen(str(o.observation_id)) for o in unique]
+    tombstone = keys.erasure_generation(class_id, batch.student_id)
     batch_id = uuid.uuid4().hex
+    parked = False
     with client.pipeline(transaction=True) as pipe:
         for _ in range(MAX_ATTEMPTS):
             try:
-                pipe.watch(*seen_keys)
+                pipe.watch(tombstone, *seen_keys)
                 flags = pipe.mget(seen_keys)
+                generation = int(pipe.get(tombstone) or 0)
                 new = [o for o, flag in zip(unique, flags, strict=True) if flag is None]
                 faces = [o for o in new if o.face_count > 0 and not settings.attention_only]
                 direct = [o for o in new if o.face_count == 0 or settings.attention_only]
+                if faces:  # before the commit: a job must never exist without its crops parked
+                    park_crops(crop_store, batch_id, faces, settings.crops_ttl_seconds)
+                    parked = True
                 pipe.multi()
                 for o in new:
                     pipe.set(keys.seen(str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds)
                 if faces:
-                    crops_key = keys.crops(batch_id)
-                    pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
-                    pipe.expire(crops_key, settings.crops_ttl_seconds)
-                    meta = _job_meta(batch_id, class_id, batch, faces)
-                    enqueue_predict(queue, pipe, batch_id, meta, settings)
-                    if settings.coalesce_max_batches > 1:
-                        pipe.rpush(keys.pending_batches(), json.dumps(meta))
-                        pipe.expire(keys.pending_batches(), settings.crops_ttl_seconds)
+                    _queue_job(pipe, queue, _job_meta(batch_id, class_id, batch, faces, generation), settings)
                 if direct:
                     store.add_results(pipe, _direct_results(class_id, batch, direct), settings.result_retention_seconds)
                 if new:
@@ -116,7 +151,32 @@ def ingest(client: redis.Redis, queue: Queue, class_id: str, batch: ObservationB
                 log.info("observation ids of batch %s claimed concurrently, re-checking", batch_id)
                 continue
         else:
+            _unpark(crop_store, batch_id, parked)
             raise RuntimeError(f"could not commit batch {batch_id} after {MAX_ATTEMPTS} attempts")
+    if parked and not faces:  # parked on an earlier try, then every face turned out a duplicate
+        _unpark(crop_store, batch_id, parked)
     duplicates = in_request_duplicates + len(unique) - len(new)
     log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, batch.student_id, len(new), duplicates)
     return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)
+
+
+def _queue_job(pipe, queue: Queue, meta: dict, settings: Settings) -> None:
+    """The batch's pending marker, its entry in the student's batch set, its RQ job (and coalescing entry)."""
+    batch_id = meta["batch_id"]
+    student_batches = keys.student_batches(meta["class_id"], meta["student_id"])
+    pipe.set(keys.batch_pending(batch_id), 1, ex=PENDING_TTL_S)
+    pipe.sadd(student_batches, batch_id)
+    pipe.expire(student_batches, PENDING_TTL_S)
+    enqueue_predict(queue, pipe, batch_id, meta, settings)
+    if settings.coalesce_max_batches > 1:
+        pipe.rpush(keys.pending_batches(), json.dumps(meta))
+        pipe.expire(keys.pending_batches(), settings.crops_ttl_seconds)
+
+
+def _unpark(crop_store: redis.Redis, batch_id: str, parked: bool) -> None:
+    """Best effort: crops parked for a batch that was not committed (else they expire on their own)."""
+    if parked:
+        try:
+            crop_store.delete(keys.crops(batch_id))
+        except redis.RedisError as exc:
+            log.warning("batch %s: could not delete unused crops (%s); they expire on their own", batch_id, exc)

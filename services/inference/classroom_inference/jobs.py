@@ -1,8 +1,14 @@
 """The RQ job `classroom_contract.keys.PREDICT_JOB`: predict one queued batch and store its results.
 
-The job is idempotent: results and the deletion of the crops commit in one transaction, so a
-retry after a crash either redoes the whole batch or finds the crops gone and does nothing.
-The predictor is the process's own (see `use_predictor`), never loaded per job.
+The crops are read from the crop store (CROP_STORE_URL, memory only); the results go to the main
+Redis. The job is idempotent: a batch is stored only while its pending marker
+(`keys.batch_pending`) exists, and the results commit in one transaction with the marker's
+deletion, so a retry after a crash either redoes the whole batch or finds it stored and does
+nothing. The crops are deleted right after that commit; a crash in between leaves them to expire
+(CROPS_TTL_SECONDS), never to be stored twice. A batch whose crops are gone (the crop store
+restarted, or the TTL passed) is still stored: presence and head pose, emotion None.
+The same transaction checks the student's erasure tombstone: results of work queued before an
+erasure are dropped. The predictor is the process's own (see `use_predictor`), never loaded per job.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from rq import Queue, get_current_job
 from rq.job import Job
 
 from classroom_inference import metrics
-from classroom_inference.connection import worker_client
+from classroom_inference.connection import crop_store_client, worker_client
 from classroom_inference.predictor import Predictor, build_predictor
 from classroom_inference.settings import Settings
 
@@ -42,12 +48,13 @@ return 0
 
 _predictor: Predictor | None = None
 _settings: Settings | None = None
+_crop_store: redis.Redis | None = None
 
 
 def use_predictor(predictor: Predictor, settings: Settings) -> None:
     """Install the predictor (and settings) every job of this process will use."""
-    global _predictor, _settings
-    _predictor, _settings = predictor, settings
+    global _predictor, _settings, _crop_store
+    _predictor, _settings, _crop_store = predictor, settings, None
 
 
 def _context() -> tuple[Predictor, Settings]:
@@ -61,6 +68,13 @@ def _context() -> tuple[Predictor, Settings]:
     return _predictor, _settings
 
 
+def _crop_store_of(settings: Settings) -> redis.Redis:
+    global _crop_store
+    if _crop_store is None:
+        _crop_store = crop_store_client(settings)
+    return _crop_store
+
+
 def _connection(settings: Settings) -> redis.Redis:
     job = get_current_job()
     return job.connection if job is not None else worker_client(settings)
@@ -72,43 +86,50 @@ def predict_batch(meta: dict) -> int:
     Many small batches (a classroom sends one or two crops per request) would each pay for a model
     call; instead this job takes up to COALESCE_MAX_BATCHES more batches from
     `keys.pending_batches()` and predicts them all in one call. Each batch commits separately and
-    only if its crops are still there (WATCH), so a batch predicted by two workers at once, or
-    by a retried job, is stored exactly once. A batch taken here but never committed (the worker
-    died) is still done by its own RQ job.
+    only if it is still pending (WATCH), so a batch predicted by two workers at once, or by a
+    retried job, is stored exactly once. A batch taken here but never committed (the worker died)
+    is still done by its own RQ job.
     """
     predictor, settings = _context()
     client = _connection(settings)
-    batches = [meta, *_take_pending(client, meta["batch_id"], settings)]
-    work = _load_crops(client, batches)
-    if not any(work.values()):
+    batches = _still_pending(client, [meta, *_take_pending(client, meta["batch_id"], settings)])
+    if not batches:
         _log_nothing_to_do(client, meta)
         return 0
-    todo = [(m, o) for m in batches for o in work[m["batch_id"]]]
-    crops = np.stack([crop for _, (_, crop) in todo]).reshape(len(todo), CROP_SIZE, CROP_SIZE)
     committed: set[str] = set()
     try:
-        probabilities = _predict(predictor, crops, settings.max_model_batch)
-        now, written, offset = time.time(), 0, 0
+        work = _load_crops(_crop_store_of(settings), batches)
+        todo = [crop for m in batches for _, crop in work[m["batch_id"]] if crop is not None]
+        probabilities = iter(_predict(predictor, _stack(todo), settings.max_model_batch) if todo else [])
+        now, written = time.time(), 0
         for m in batches:
-            observations = work[m["batch_id"]]
-            if observations:
-                batch_probabilities = probabilities[offset : offset + len(observations)]
-                offset += len(observations)
-                own_job = m["batch_id"] == meta["batch_id"]
-                written += _commit(client, m, observations, batch_probabilities, now, settings, own_job)
-                committed.add(m["batch_id"])
+            observations = [(o, None if crop is None else next(probabilities)) for o, crop in work[m["batch_id"]]]
+            own_job = m["batch_id"] == meta["batch_id"]
+            written += _commit(client, m, observations, now, settings, own_job)
+            committed.add(m["batch_id"])
     except Exception:
-        _give_back(client, [m for m in batches[1:] if m["batch_id"] not in committed and work[m["batch_id"]]])
+        _give_back(client, [m for m in batches if m["batch_id"] != meta["batch_id"] and m["batch_id"] not in committed])
         raise
-    own = len(work[meta["batch_id"]])
     log.info(
         "batch %s: %d results (%d crops of %d batches in one model call)",
         meta["batch_id"],
-        own,
+        len(meta["observations"]),
         len(todo),
-        sum(1 for v in work.values() if v),
+        len(batches),
     )
     return written
+
+
+def _stack(crops: list[np.ndarray]) -> np.ndarray:
+    return np.stack(crops).reshape(len(crops), CROP_SIZE, CROP_SIZE)
+
+
+def _still_pending(client: redis.Redis, batches: list[dict]) -> list[dict]:
+    """The batches not stored (nor erased) yet: their pending marker still exists."""
+    pipe = client.pipeline(transaction=False)
+    for m in batches:
+        pipe.exists(keys.batch_pending(m["batch_id"]))
+    return [m for m, pending in zip(batches, pipe.execute(), strict=True) if pending]
 
 
 def _take_pending(client: redis.Redis, own_batch_id: str, settings: Settings) -> list[dict]:
@@ -136,29 +157,35 @@ def _give_back(client: redis.Redis, metas: list[dict]) -> None:
         log.warning("could not give %d batches back (%s); their own jobs will do them", len(metas), exc)
 
 
-def _load_crops(client: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, np.ndarray]]]:
-    """batch id -> [(observation, crop pixels)] for the crops still parked (empty: done or expired)."""
-    pipe = client.pipeline(transaction=False)
+def _load_crops(crop_store: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, np.ndarray | None]]]:
+    """batch id -> [(observation, crop pixels or None when the crop store no longer has it)].
+
+    A crop store that cannot be reached raises (RQ retries the job: the crops may still be there);
+    one that answers without the crops (restarted, or the TTL passed) means they are gone for good.
+    """
+    pipe = crop_store.pipeline(transaction=False)
     for m in batches:
         pipe.hgetall(keys.crops(m["batch_id"]))
     work = {}
     for m, stored in zip(batches, pipe.execute(), strict=True):
         stored = {k.decode(): v for k, v in stored.items()}
-        todo = [(o, stored[o["observation_id"]]) for o in m["observations"] if o["observation_id"] in stored]
-        if stored and len(todo) < len(m["observations"]):
-            log.warning("batch %s: %d crops missing", m["batch_id"], len(m["observations"]) - len(todo))
-            metrics.CROPS_MISSING.inc(len(m["observations"]) - len(todo))
-        work[m["batch_id"]] = [(o, np.frombuffer(crop, np.uint8)) for o, crop in todo]
+        work[m["batch_id"]] = [
+            (o, np.frombuffer(stored[o["observation_id"]], np.uint8) if o["observation_id"] in stored else None)
+            for o in m["observations"]
+        ]
+        missing = sum(1 for o in m["observations"] if o["observation_id"] not in stored)
+        if missing:
+            log.warning("batch %s: %d crops gone from the crop store; stored without emotion", m["batch_id"], missing)
+            metrics.CROPS_MISSING.inc(missing)
     return work
 
 
 def _log_nothing_to_do(client: redis.Redis, meta: dict) -> None:
-    """A job whose crops are gone: normal when another job predicted them, a loss when they expired."""
+    """A job whose batch is no longer pending: stored by another job, or its student was erased."""
     if client.exists(keys.batch_done(meta["batch_id"])):
         log.debug("batch %s: already predicted with another batch", meta["batch_id"])
         return
-    log.warning("batch %s: no crops (already predicted, or expired before a worker got to it)", meta["batch_id"])
-    metrics.CROPS_MISSING.inc(len(meta["observations"]))
+    log.info("batch %s: nothing to do (stored earlier, or its student was erased)", meta["batch_id"])
 
 
 def _predict(predictor: Predictor, crops: np.ndarray, max_batch: int) -> np.ndarray:
@@ -169,50 +196,68 @@ def _predict(predictor: Predictor, crops: np.ndarray, max_batch: int) -> np.ndar
     return np.concatenate(parts)
 
 
-def _commit(
-    client, meta: dict, observations, probabilities, now: float, settings: Settings, own_job: bool = True
-) -> int:
-    """Store one batch's results and delete its crops, in one transaction, unless already done.
+def _result(meta: dict, o: dict, p, now: float) -> ObservationResult:
+    """One observation's result; `p` None (its crop was lost) stores presence and head pose only."""
+    return ObservationResult(
+        observation_id=o["observation_id"],
+        class_id=meta["class_id"],
+        student_id=meta["student_id"],
+        captured_at=o["captured_at"],
+        processed_at=now,
+        face_count=o["face_count"],
+        emotion=None if p is None else EMOTIONS[int(np.argmax(p))],
+        probabilities=None if p is None else [float(x) for x in p],
+        head_yaw=o["head_yaw"],
+        head_pitch=o["head_pitch"],
+    )
 
+
+def _commit(client, meta: dict, observations, now: float, settings: Settings, own_job: bool = True) -> int:
+    """Store one batch's results and end its pending state, in one transaction, unless already done.
+
+    Dropped instead when the student was erased after the batch was queued (tombstone changed).
     For another batch's work (not `own_job`) the same transaction also withdraws that batch's RQ
     job from the queue: left there, it would cost a worker a dequeue and a no-op run, and at a
     classroom's one-crop requests that per-job cost, not the model, would bound throughput (the
     soak run saw 17,000 such jobs queued). A job already taken by a worker is not in the list;
-    it runs and finds the batch done.
+    it runs and finds the batch done. The crops are deleted after the commit (best effort).
     """
-    crops_key = keys.crops(meta["batch_id"])
-    results = [
-        ObservationResult(
-            observation_id=o["observation_id"],
-            class_id=meta["class_id"],
-            student_id=meta["student_id"],
-            captured_at=o["captured_at"],
-            processed_at=now,
-            face_count=o["face_count"],
-            emotion=EMOTIONS[int(np.argmax(p))],
-            probabilities=[float(x) for x in p],
-            head_yaw=o["head_yaw"],
-            head_pitch=o["head_pitch"],
-        )
-        for (o, _), p in zip(observations, probabilities, strict=True)
-    ]
+    batch_id = meta["batch_id"]
+    pending = keys.batch_pending(batch_id)
+    tombstone = keys.erasure_generation(meta["class_id"], meta["student_id"])
+    results = [_result(meta, o, p, now) for o, p in observations]
     with client.pipeline(transaction=True) as pipe:
         try:
-            pipe.watch(crops_key)
-            if not pipe.exists(crops_key):  # another worker stored this batch meanwhile
+            pipe.watch(pending, tombstone)
+            if not pipe.exists(pending):  # another worker stored this batch meanwhile, or it was erased
                 return 0
+            erased = int(pipe.get(tombstone) or 0) != int(meta.get("generation", 0))
             pipe.multi()
-            store.add_results(pipe, results, settings.result_retention_seconds)
-            pipe.delete(crops_key)
-            pipe.set(keys.batch_done(meta["batch_id"]), 1, ex=DONE_MARKER_TTL_S)
+            if not erased:
+                store.add_results(pipe, results, settings.result_retention_seconds)
+                pipe.set(keys.batch_done(batch_id), 1, ex=DONE_MARKER_TTL_S)
+            pipe.delete(pending)
+            pipe.srem(keys.student_batches(meta["class_id"], meta["student_id"]), batch_id)
             if not own_job:
-                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, QUEUE_KEY, Job.key_for(meta["batch_id"]), meta["batch_id"])
+                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, QUEUE_KEY, Job.key_for(batch_id), batch_id)
             pipe.execute()
         except redis.WatchError:
-            # redis-py raises WatchError for a connection lost while watching too: only a batch whose
-            # crops are gone was stored by another worker; otherwise fail the job so RQ retries it
-            if client.exists(crops_key):
+            # redis-py raises WatchError for a connection lost while watching too: only a batch no
+            # longer pending was stored (or erased) by someone else; otherwise fail so RQ retries it
+            if client.exists(pending):
                 raise
-            log.info("batch %s: stored by another worker first", meta["batch_id"])
+            log.info("batch %s: stored by another worker first", batch_id)
             return 0
+    _drop_crops(_crop_store_of(settings), batch_id)
+    if erased:
+        log.info("batch %s: its student was erased after it was queued; results dropped", batch_id)
+        return 0
     return len(results)
+
+
+def _drop_crops(crop_store: redis.Redis, batch_id: str) -> None:
+    """Delete a stored batch's crops; if the crop store is unreachable they expire on their own."""
+    try:
+        crop_store.delete(keys.crops(batch_id))
+    except redis.RedisError as exc:
+        log.warning("batch %s: crops not deleted (%s); they expire after CROPS_TTL_SECONDS", batch_id, exc)

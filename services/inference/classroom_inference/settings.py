@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout of the API's Redis calls.")
+    crop_store_url: str = Field(
+        "redis://127.0.0.1:6380/0",
+        description="The crop store: a second Redis with persistence off, the only place crops are kept.",
+    )
+    crop_store_allow_persistence: bool = Field(
+        False,
+        description="Start even if the crop store writes to disk (RDB or AOF): only for a throwaway setup.",
+    )
 
     predictor_backend: Literal["local", "tfserving"] = "local"
     model_dir: Path = Field(default_factory=default_model_dir, description="Folder of numbered SavedModels.")
@@ -49,6 +57,9 @@ class Settings(BaseSettings):
     result_retention_seconds: float = Field(7 * DAY, gt=0)
     dedup_ttl_seconds: int = Field(DAY, gt=0, description="How long an observation id is remembered.")
     crops_ttl_seconds: int = Field(DAY, gt=0, description="Safety expiry of queued crops never predicted.")
+    retention_sweep_interval_s: int = Field(
+        300, ge=1, description="How often one worker trims every class's results to the retention window."
+    )
     max_body_bytes: int = Field(512 * 1024, gt=0)
     max_crops_per_request: int = Field(64, ge=1)
     # A class shares one token and each agent posts about once a second: 40 students at 2 samples/s

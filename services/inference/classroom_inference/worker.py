@@ -29,7 +29,8 @@ from rq import SimpleWorker
 from rq.defaults import DEFAULT_WORKER_TTL
 from rq.executions import Execution
 
-from classroom_inference import jobs
+from classroom_inference import jobs, retention
+from classroom_inference.cli import crop_store_ok
 from classroom_inference.connection import worker_client
 from classroom_inference.logconfig import configure_logging
 from classroom_inference.predictor import build_predictor
@@ -43,6 +44,13 @@ class InferenceWorker(SimpleWorker):
     """SimpleWorker whose started jobs count as abandoned `abandoned_grace_s` after their timeout."""
 
     abandoned_grace_s = 15
+    settings: Settings | None = None
+
+    def run_maintenance_tasks(self):
+        """RQ's registry sweep, then the retention sweep (one worker per RETENTION_SWEEP_INTERVAL_S)."""
+        super().run_maintenance_tasks()
+        if self.settings is not None:
+            retention.maybe_sweep(self.connection, self.settings)
 
     def get_heartbeat_ttl(self, job) -> int:
         if job.timeout == -1:
@@ -86,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    if not crop_store_ok(settings):
+        return 2
     connection = worker_client(settings)
     queue = inference_queue(connection)
 
@@ -104,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
 
     InferenceWorker.abandoned_grace_s = settings.abandoned_grace_s
+    InferenceWorker.settings = settings
     worker = InferenceWorker(
         [queue],
         connection=connection,

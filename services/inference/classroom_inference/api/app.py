@@ -13,7 +13,7 @@ from prometheus_client import make_asgi_app
 from classroom_inference import __version__, metrics
 from classroom_inference.api.bodylimit import BodyLimit
 from classroom_inference.api.routes import health, observations
-from classroom_inference.connection import redis_client
+from classroom_inference.connection import crop_store_client, redis_client
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
 
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.redis = redis_client(settings)
+    app.state.crop_store = crop_store_client(settings)
     app.state.queue = inference_queue(app.state.redis)
     metrics.QUEUE.queue = app.state.queue
 

@@ -22,6 +22,11 @@ def get_redis(request: Request) -> redis.Redis:
     return request.app.state.redis
 
 
+def get_crop_store(request: Request) -> redis.Redis:
+    """The crop store (CROP_STORE_URL): the only place crops are kept, in memory."""
+    return request.app.state.crop_store
+
+
 def get_queue(request: Request) -> Queue:
     return request.app.state.queue
 

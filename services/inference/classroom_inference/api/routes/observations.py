@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from rq import Queue
 
 from classroom_inference import metrics
-from classroom_inference.api.deps import class_id, get_queue, get_redis, get_settings
+from classroom_inference.api.deps import class_id, get_crop_store, get_queue, get_redis, get_settings
 from classroom_inference.ingest import ingest
 from classroom_inference.settings import Settings
 
@@ -57,7 +57,7 @@ ERRORS = {
     },
     503: {
         "model": Rejection,
-        "description": "Redis unavailable",
+        "description": "Redis or the crop store unavailable",
         "headers": _retry_after("Seconds to wait before resending the same batch"),
     },
 }
@@ -70,6 +70,7 @@ def post_observations(
     client: redis.Redis = Depends(get_redis),
     queue: Queue = Depends(get_queue),
     settings: Settings = Depends(get_settings),
+    crop_store: redis.Redis = Depends(get_crop_store),
 ) -> IngestResponse:
     """Accept a batch: faces are queued for the model, absences stored at once; resent ids are ignored."""
     crops = sum(1 for o in batch.observations if o.face_count > 0)
@@ -85,7 +86,7 @@ def post_observations(
             detail=f"captured_at must be a finite Unix time at most {MAX_CLOCK_SKEW_S} s ahead of the server clock",
         )
     started = time.perf_counter()
-    outcome = ingest(client, queue, class_, batch, settings)
+    outcome = ingest(client, queue, class_, batch, settings, crop_store)
     metrics.INGEST_SECONDS.observe(time.perf_counter() - started)
     metrics.OBSERVATIONS.labels("accepted").inc(outcome.accepted)
     metrics.OBSERVATIONS.labels("duplicate").inc(outcome.duplicates)
