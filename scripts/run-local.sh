@@ -39,10 +39,11 @@ fi
 # The crop store: crops only ever live here, in memory (persistence off; the services check it).
 export CROP_STORE_URL=${CROP_STORE_URL:-redis://127.0.0.1:6380/0}
 if ! redis-cli -u "$CROP_STORE_URL" ping >/dev/null 2>&1; then
-  echo "starting the crop store (redis-server, no persistence) on 127.0.0.1:6380"
-  redis-server --port 6380 --bind 127.0.0.1 --save "" --appendonly no >.cache/run-local/crop-store.log 2>&1 &
+  crop_port=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).port or 6379)' "$CROP_STORE_URL")
+  echo "starting the crop store (redis-server, no persistence) on 127.0.0.1:$crop_port"
+  redis-server --port "$crop_port" --bind 127.0.0.1 --save "" --appendonly no >.cache/run-local/crop-store.log 2>&1 &
   pids+=($!)
-  sleep 1
+  for _ in $(seq 50); do redis-cli -u "$CROP_STORE_URL" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
 classroom-dashboard create-teacher --username demo --password demo-password --replace >/dev/null
