@@ -464,8 +464,8 @@ def test_no_crop_reaches_any_file_the_deployment_persists(stack, redis_client):
         for path in [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]:
             data = path.read_bytes()
             scanned += 1
-            for needle in needles:
-                assert needle not in data, f"crop bytes found in {path}"
+            if any(needle in data for needle in needles):  # (no assert: pytest would print the file)
+                pytest.fail(f"crop bytes found in {path}")
     progress(f"no crop pattern in {scanned} files of {len(roots)} volumes and container logs")
 
 
