@@ -661,7 +661,7 @@ def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redi
     secrets.mkdir()
     password = "demo-password-from-file-1"
     (secrets / "demo-teacher-password").write_text(password)
-    (secrets / "secret-key").write_text("test-secret-key")
+    (secrets / "secret-key").write_text("test-secret-key-" + "0123456789abcdef" * 2)
     env = {
         **os.environ,
         **demo_env("demo-setup"),

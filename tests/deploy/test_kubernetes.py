@@ -278,7 +278,7 @@ def test_gateway_terminates_tls_and_routes_api_and_dashboard(rendered):
                     {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
                 ], "plain HTTP only redirects"
                 assert "backendRefs" not in rule
-    assert paths == {"/v1": "api", "/healthz": "api", "/readyz": "api", "/": "dashboard"}
+    assert paths == {"/v1": "api", "/healthz": "api", "/readyz": "api", "/join": "api", "/": "dashboard"}
     assert "/metrics" not in paths, "metrics stay inside the cluster"
 
 
