@@ -147,7 +147,7 @@ def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
             page.wait_for_url(f"{server}/classes/7b/students/gus")
             expect(page.locator("svg.timeline polyline")).to_have_count(1)
             expect(page.locator("svg.timeline rect.band-absent").first).to_be_attached()
-            expect(page.locator("svg.distribution rect.bar")).to_have_count(7)
+            expect(page.locator("svg.distribution rect.bar")).to_have_count(8)  # 7 emotions + uncertain
             page.screenshot(path=str(tmp_path / "student.png"), full_page=True)
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("button.danger")

@@ -203,7 +203,7 @@ def test_class_timeline_page_has_both_charts(alice, redis_client):
     assert html.count('<g class="bucket">') == BUCKETS and html.count('<g class="mix-bucket">') == BUCKETS
     assert "<polyline" in html and 'class="absent"' in html and 'class="present"' in html
     assert 'class="mix emo-happy"' in html and 'class="mix emo-sad"' in html
-    assert "class attention" in html and "share of faces" in html  # legend and axis titles
+    assert "class attention" in html and "share of students" in html  # legend and axis titles
     assert "2 present, 1 absent" in html  # last bucket
 
     lesson = lessons.start_lesson(redis_client, "7b", "alice", now=now - 600)

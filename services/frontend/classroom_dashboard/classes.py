@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from classroom_contract import EMOTIONS, keys, store
+from classroom_contract import keys, store
 from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
@@ -17,6 +17,7 @@ from classroom_dashboard import accounts, charts, lessons, records, roster, secu
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import crop_store_or_none, get_redis
+from classroom_dashboard.emotion import LABELS, emotions_over
 
 bp = Blueprint("classes", __name__)
 log = logging.getLogger(__name__)
@@ -86,14 +87,18 @@ def student(class_id, student_id):
         abort(404)
     end = max(time.time(), latest.captured_at)
     start = end - min(minutes * 60, config["RETENTION_SECONDS"])
-    series = store.student_series(client, class_id, student_id, since=start)
+    window = config["ATTENTION_WINDOW_SECONDS"]
     use_emotions = not config["ATTENTION_ONLY"]
+    # read one window further back, so the first observations' current emotion is the tile's then
+    history = store.student_series(client, class_id, student_id, since=start - window if use_emotions else start)
+    series = [r for r in history if r.captured_at >= start]
     rows = charts.timeline_buckets(series, start, end, buckets=120, use_emotions=use_emotions)
     present = [r for r in series if r.face_count > 0]
     shares = None
-    if use_emotions:
-        labelled = [r.emotion for r in present if r.emotion]
-        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in EMOTIONS]
+    if use_emotions:  # the current emotion as of each observation: what the tile showed then
+        current = emotions_over(history, window, config["EMOTION_MIN_CONFIDENCE"])
+        labelled = [e.label for r, e in zip(history, current, strict=True) if e and r.captured_at >= start]
+        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in LABELS]
     stats = {
         "observations": len(series),
         "present_share": len(present) / len(series) if series else None,
@@ -120,15 +125,22 @@ def export_csv(class_id):
     ``?lesson=ID``: only the results captured during that lesson (until now while it runs).
     """
     require_class(class_id)
-    use_emotions = not current_app.config["ATTENTION_ONLY"]
-    since = time.time() - current_app.config["RETENTION_SECONDS"]
+    config = current_app.config
+    use_emotions = not config["ATTENTION_ONLY"]
+    since = time.time() - config["RETENTION_SECONDS"]
+    emotion_settings = {
+        "window": config["ATTENTION_WINDOW_SECONDS"],
+        "min_confidence": config["EMOTION_MIN_CONFIDENCE"],
+    }
     if request.args.get("lesson"):
         lesson = lessons.lesson_or_404(class_id, request.args["lesson"])
         start, end = lessons.lesson_range(lesson)
-        chunks = records.csv_chunks(get_redis(), class_id, max(start, since), use_emotions, until=end)
+        chunks = records.csv_chunks(
+            get_redis(), class_id, max(start, since), use_emotions, until=end, **emotion_settings
+        )
         filename = f"class-{class_id}-lesson-{lesson['lesson_id']}.csv"
     else:
-        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions)
+        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions, **emotion_settings)
         filename = f"class-{class_id}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

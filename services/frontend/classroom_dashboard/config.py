@@ -121,6 +121,9 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.
         "ATTENTION_ONLY": _bool(env, "ATTENTION_ONLY", False),
         "ATTENTION_WINDOW_SECONDS": _number(env, "ATTENTION_WINDOW_SECONDS", 60, minimum=1),
+        # A student's current emotion is the mean probability over the attention window (emotion.py);
+        # below this top mean probability it shows "uncertain". Default measured: services/frontend/README.md.
+        "EMOTION_MIN_CONFIDENCE": _number(env, "EMOTION_MIN_CONFIDENCE", 0.5, minimum=0),
         "ABSENT_AFTER_SECONDS": _number(env, "ABSENT_AFTER_SECONDS", 30, minimum=0),
         "OFFLINE_AFTER_SECONDS": _number(env, "OFFLINE_AFTER_SECONDS", 120, minimum=1),
         "ATTENTION_THRESHOLD": _number(env, "ATTENTION_THRESHOLD", 50, minimum=0),
