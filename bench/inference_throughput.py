@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from classroom_contract import encode_crop, keys, store  # noqa: E402
+from classroom_contract import encode_crop, keys, store, tokens  # noqa: E402
 from inference.support import fer_faces  # noqa: E402
 from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
 
@@ -101,8 +101,10 @@ def pipeline(args, faces: np.ndarray, env: dict[str, str], workdir: Path) -> dic
             wait_until(lambda i=i: "Listening on" in (workdir / f"worker-{i}.log").read_text(), 120, what="worker")
 
         client = redis.Redis.from_url(redis_url)
-        token = "bench-token"
-        store.register_class(client, "bench", "Bench", "bench", token)
+        store.create_class(client, "bench", "Bench", "bench")
+        credentials = [tokens.new_credential() for _ in range(args.clients)]  # one per simulated student
+        for n, credential in enumerate(credentials):
+            store.enrol_student(client, "bench", f"st{n}", f"st{n}", credential)
         acks: list[float] = []
         sent = [0]
         lock = threading.Lock()
@@ -125,7 +127,7 @@ def pipeline(args, faces: np.ndarray, env: dict[str, str], workdir: Path) -> dic
                     }
                     for k in range(args.batch)
                 ]
-                ack = post(url + "/v1/observations", token, {"student_id": f"st{n}", "observations": observations})
+                ack = post(url + "/v1/observations", credentials[n], {"observations": observations})
                 i += args.batch
                 with lock:
                     acks.append(ack)

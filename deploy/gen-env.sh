@@ -13,7 +13,7 @@ here=$(dirname "$0")
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 while IFS= read -r line || [ -n "$line" ]; do
   case "$line" in
-    REDIS_PASSWORD= | SECRET_KEY= | DEMO_TEACHER_PASSWORD=) printf '%s%s\n' "$line" "$(random_hex)" ;;
+    REDIS_PASSWORD= | CROP_STORE_PASSWORD= | SECRET_KEY= | DEMO_TEACHER_PASSWORD=) printf '%s%s\n' "$line" "$(random_hex)" ;;
     *) printf '%s\n' "$line" ;;
   esac
 done < "$here/../.env.example"

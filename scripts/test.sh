@@ -6,6 +6,9 @@
 # - Python packages go into .venv (pinned, from requirements-dev.txt).
 # - Debian packages the tests drive for real: redis-server, chromium (headless browser tests).
 # - Tests start their own redis-server on a free loopback port, so none needs to be running.
+# - Then, when no pytest arguments were given, the compose end-to-end test: the README's
+#   `docker compose up` in a private Docker Engine (scripts/compose-e2e.sh; needs root). It fails
+#   the run when it fails; CLASSROOM_SKIP_COMPOSE_E2E=1 skips it with a message (no root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,17 @@ apt_install() {
   fi
 }
 apt_install redis-server chromium busybox
+command -v npm >/dev/null || apt_install nodejs npm  # for the /join page's build (npm ci + esbuild)
+
+# The browser capture page (/join): pinned by package-lock.json, built into services/capture-web/dist
+# (served by the API; never committed). npm ci only when the lockfile changed since the last install.
+(
+  cd services/capture-web
+  if ! cmp -s package-lock.json node_modules/.installed-lock.json; then
+    npm ci --no-audit --no-fund --loglevel=error && cp package-lock.json node_modules/.installed-lock.json
+  fi
+  npm run --silent build
+)
 
 VENV=${VENV:-.venv}
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
@@ -27,4 +41,7 @@ VENV=${VENV:-.venv}
 
 "$VENV/bin/ruff" check .
 "$VENV/bin/ruff" format --check .
-exec "$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest "$@"
+if [ $# -eq 0 ]; then
+  VENV=$VENV bash scripts/compose-e2e.sh
+fi

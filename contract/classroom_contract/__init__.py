@@ -10,6 +10,7 @@ from classroom_contract.messages import (
     Observation,
     ObservationBatch,
     ObservationResult,
+    StudentIdentity,
     decode_crop,
     encode_crop,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "ObservationBatch",
     "ObservationResult",
     "SIGNATURE",
+    "StudentIdentity",
     "decode_crop",
     "encode_crop",
 ]

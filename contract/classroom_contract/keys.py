@@ -50,23 +50,46 @@ def batch_done(batch_id: str) -> str:
     return f"{PREFIX}:batch-done:{batch_id}"
 
 
-def seen(observation_id: str) -> str:
-    """Marker that an observation id was accepted once: makes resends idempotent."""
-    return f"{PREFIX}:seen:{observation_id}"
+def seen(class_id: str, student_id: str, observation_id: str) -> str:
+    """Marker that a student's observation id was accepted once: makes resends idempotent.
+
+    Keyed by class and student (under `student_prefix`), so nobody's id can suppress another's
+    observation, and erasing a student's keys by that prefix removes their markers too.
+    """
+    return f"{student_prefix(class_id, student_id)}seen:{observation_id}"
 
 
-def class_token(token_sha256: str) -> str:
-    """Maps the SHA-256 of a class token to its class id; the token itself is never stored."""
-    return f"{PREFIX}:token:{token_sha256}"
+def student_prefix(class_id: str, student_id: str) -> str:
+    """Prefix of every per-student key (series, seen markers, enrolment): `SCAN MATCH prefix*` finds them."""
+    return f"{PREFIX}:class:{class_id}:student:{student_id}:"
+
+
+def credential(credential_sha256: str) -> str:
+    """Hash {class_id, student_id} of one student credential, by its SHA-256; the credential itself is never here."""
+    return f"{PREFIX}:credential:{credential_sha256}"
+
+
+def enrolment(class_id: str, student_id: str) -> str:
+    """Hash of one enrolled student: display_name, credential_sha256, sealed_credential, enrolled_at.
+
+    `sealed_credential` is the credential encrypted by the dashboard (only it holds the key). Not
+    under `student_prefix`: erasing a student's data does not unenrol them.
+    """
+    return f"{PREFIX}:class:{class_id}:enrolment:{student_id}"
+
+
+def class_enrolled(class_id: str) -> str:
+    """Set of the student ids enrolled in a class (the roster)."""
+    return f"{PREFIX}:class:{class_id}:enrolled"
 
 
 def class_meta(class_id: str) -> str:
-    """Hash of a class's settings (name, owner, current token hash)."""
+    """Hash of a class's settings (name, owner, created_at, sample_rate_hz)."""
     return f"{PREFIX}:class:{class_id}:meta"
 
 
 def class_students(class_id: str) -> str:
-    """Set of student ids seen in a class."""
+    """Set of student ids with stored results in a class (the roster of enrolled ones is `class_enrolled`)."""
     return f"{PREFIX}:class:{class_id}:students"
 
 
@@ -97,7 +120,7 @@ def class_events(class_id: str) -> str:
 
 def student_series(class_id: str, student_id: str) -> str:
     """Sorted set of result JSON scored by capture time, trimmed to the retention window."""
-    return f"{PREFIX}:class:{class_id}:student:{student_id}:series"
+    return f"{student_prefix(class_id, student_id)}series"
 
 
 # --- dashboard accounts (only the dashboard reads and writes these) ---------------------------
@@ -109,7 +132,8 @@ def teachers() -> str:
 
 
 def teacher(username: str) -> str:
-    """Hash of one teacher account: password_hash (werkzeug), admin ("0"/"1"), created_at."""
+    """Hash of one teacher account: password_hash (werkzeug), admin ("0"/"1"), created_at, session_epoch
+    (random; replaced by a password change or reset, which ends every session made before it)."""
     return f"{PREFIX}:teacher:{username}"
 
 
@@ -119,8 +143,14 @@ def teacher_classes(username: str) -> str:
 
 
 def login_failures(scope: str) -> str:
-    """Counter of recent failed logins for a scope ("user:NAME" or "ip:ADDR"), expiring on its own."""
+    """Counter of recent failed logins for a scope ("user:NAME@ADDR" or "ip:ADDR"), expiring on its own."""
     return f"{PREFIX}:login-failures:{scope}"
+
+
+def dashboard_session(digest: str) -> str:
+    """Hash of one dashboard login session (username, epoch, created_at) under the SHA-256 of its id;
+    expires with the session; deleted by logout."""
+    return f"{PREFIX}:dashboard-session:{digest}"
 
 
 def class_lessons(class_id: str) -> str:
@@ -141,6 +171,6 @@ def class_current_lesson(class_id: str) -> str:
 # --- ingest API (only the inference API reads and writes these) ------------------------------
 
 
-def rate_limit(token_sha256: str, window: int) -> str:
-    """Counter of requests one class token made in one fixed rate-limit window, expiring on its own."""
-    return f"{PREFIX}:ratelimit:{token_sha256}:{window}"
+def rate_limit(credential_sha256: str, window: int) -> str:
+    """Counter of requests one student credential made in one fixed rate-limit window, expiring on its own."""
+    return f"{PREFIX}:ratelimit:{credential_sha256}:{window}"

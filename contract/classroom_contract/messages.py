@@ -7,6 +7,7 @@ caught by a length check.
 
 import base64
 import binascii
+import re
 import uuid
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,7 +17,18 @@ from classroom_contract.labels import CROP_SIZE, NUM_EMOTIONS
 CROP_BYTES = CROP_SIZE * CROP_SIZE
 #: Most observations one POST may carry; an agent with more sends several requests.
 MAX_OBSERVATIONS_PER_REQUEST = 64
-STUDENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+#: Student, class and lesson ids (they appear in URLs and Redis keys). Unanchored on purpose: use it
+#: with `re.fullmatch` (or `is_valid_id`), never `re.match` with `^...$`: Python's `$` also matches
+#: before a trailing newline, which let "7b\n" through (issue 14, finding 11).
+ID_REGEX = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+_ID = re.compile(ID_REGEX)
+#: Samples per second an agent takes unless its class says otherwise.
+DEFAULT_SAMPLE_RATE_HZ = 2.0
+
+
+def is_valid_id(text: object) -> bool:
+    """True when `text` is a whole valid student or class id (no trailing newline, nothing else)."""
+    return isinstance(text, str) and _ID.fullmatch(text) is not None
 
 
 def encode_crop(pixels: bytes) -> str:
@@ -70,11 +82,14 @@ class Observation(BaseModel):
 
 
 class ObservationBatch(BaseModel):
-    """What an agent POSTs: observations of one student, oldest first."""
+    """What an agent POSTs: observations of one student, oldest first.
+
+    There is no student or class id in it: the server takes both from the bearer credential, so
+    nobody can write as someone else (a body with `student_id` is refused).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    student_id: str = Field(pattern=STUDENT_ID_PATTERN, description="The student's id within the class.")
     observations: list[Observation] = Field(min_length=1, max_length=MAX_OBSERVATIONS_PER_REQUEST)
 
 
@@ -83,6 +98,18 @@ class IngestResponse(BaseModel):
 
     accepted: int
     duplicates: int
+
+
+class StudentIdentity(BaseModel):
+    """`GET /v1/me`: whom a credential belongs to, so an agent or the join page can say so and sample at
+    the class's rate."""
+
+    class_id: str
+    class_name: str
+    student_id: str
+    display_name: str
+    sample_rate_hz: float
+    attention_only: bool
 
 
 class ObservationResult(BaseModel):

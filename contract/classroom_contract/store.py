@@ -4,7 +4,9 @@ Functions take a redis-py client (or pipeline) as their first argument, so this 
 Redis import and the capture agent, which installs the contract too, never pulls a Redis client.
 
 Records:
-- a class: `class_meta` hash (name, owner, token_sha256) and `class_token(sha)` -> class id;
+- a class: `class_meta` hash (name, owner, created_at, sample_rate_hz);
+- an enrolled student: `enrolment` hash (display name, credential hash, the dashboard's sealed copy),
+  the class's `class_enrolled` set, and `credential(sha)` -> {class_id, student_id};
 - a result: JSON of `ObservationResult` in the student's time series (sorted set by capture time,
   trimmed to the retention window), in the class's `latest` hash (one entry per student) and in
   the class's capped event stream (for server push).
@@ -13,11 +15,20 @@ Records:
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from classroom_contract import keys
-from classroom_contract.messages import ObservationResult
-from classroom_contract.tokens import hash_token
+from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ, ObservationResult
+from classroom_contract.tokens import credential_sha256
+
+try:  # the server side always has redis-py; the capture agent imports this module without it
+    from redis.exceptions import WatchError
+except ImportError:  # pragma: no cover - agents never call the Redis functions
+
+    class WatchError(Exception):
+        pass
+
 
 #: Entries kept in a class's live event stream (approximate trimming, O(1)).
 EVENTS_MAXLEN = 10_000
@@ -27,27 +38,43 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# --- classes and their tokens ----------------------------------------------------------------
+# --- classes and enrolled students --------------------------------------------------------------
 
 
-def register_class(client, class_id: str, name: str, owner: str, token: str) -> None:
-    """Create or update a class and make `token` (stored hashed) the one agents must present."""
-    digest = hash_token(token)
-    old = _text(client.hget(keys.class_meta(class_id), "token_sha256"))
-    pipe = client.pipeline(transaction=True)
-    if old and old != digest:
-        pipe.delete(keys.class_token(old))
-    pipe.hset(keys.class_meta(class_id), mapping={"name": name, "owner": owner, "token_sha256": digest})
-    pipe.set(keys.class_token(digest), class_id)
-    pipe.execute()
+class RecordExists(ValueError):
+    """A class or an enrolment with that id exists already (perhaps created a moment ago by someone else)."""
 
 
-def rotate_token(client, class_id: str, new_token: str) -> None:
-    """Replace a class's token: the old one stops working at once."""
-    meta = class_info(client, class_id)
-    if meta is None:
-        raise KeyError(f"unknown class {class_id!r}")
-    register_class(client, class_id, meta["name"], meta["owner"], new_token)
+class UnknownRecord(LookupError):
+    """No such class or enrolled student."""
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Who a credential belongs to, as the API resolves it."""
+
+    class_id: str
+    student_id: str
+
+
+def create_class(client, class_id: str, name: str, owner: str, sample_rate_hz: float = DEFAULT_SAMPLE_RATE_HZ) -> None:
+    """Create a class; RecordExists if the id is taken, also by a concurrent creation.
+
+    WATCH + MULTI: of two concurrent creations of one id exactly one commits; the other sees the
+    class (or a WatchError) and is refused, never silently overwriting the first (issue 14, finding 4).
+    """
+    meta = keys.class_meta(class_id)
+    mapping = {"name": name, "owner": owner, "created_at": f"{time.time():.0f}", "sample_rate_hz": repr(sample_rate_hz)}
+    with client.pipeline(transaction=True) as pipe:
+        try:
+            pipe.watch(meta)
+            if pipe.exists(meta):
+                raise RecordExists(f"class {class_id!r} already exists")
+            pipe.multi()
+            pipe.hset(meta, mapping=mapping)
+            pipe.execute()
+        except WatchError:
+            raise RecordExists(f"class {class_id!r} was just created by someone else") from None
 
 
 def class_info(client, class_id: str) -> dict[str, str] | None:
@@ -55,9 +82,120 @@ def class_info(client, class_id: str) -> dict[str, str] | None:
     return {_text(k): _text(v) for k, v in meta.items()} if meta else None
 
 
-def class_for_token(client, token: str) -> str | None:
-    """The class id a token belongs to, or None for an unknown or rotated-out token."""
-    return _text(client.get(keys.class_token(hash_token(token))))
+def enrol_student(
+    client, class_id: str, student_id: str, display_name: str, credential: str, sealed_credential: str = ""
+) -> None:
+    """Enrol a student with their credential (stored as its hash; `sealed_credential` is the dashboard's
+    encrypted copy). UnknownRecord without the class, RecordExists when the student is enrolled."""
+    digest = _digest(credential)
+    record, meta = keys.enrolment(class_id, student_id), keys.class_meta(class_id)
+    fields = {
+        "display_name": display_name,
+        "credential_sha256": digest,
+        "sealed_credential": sealed_credential,
+        "enrolled_at": f"{time.time():.0f}",
+    }
+
+    def enrol(pipe) -> None:
+        if not pipe.exists(meta):
+            raise UnknownRecord(f"no class {class_id!r}")
+        if pipe.exists(record):
+            raise RecordExists(f"student {student_id!r} is already enrolled in {class_id!r}")
+        pipe.multi()
+        pipe.hset(record, mapping=fields)
+        pipe.sadd(keys.class_enrolled(class_id), student_id)
+        pipe.hset(keys.credential(digest), mapping={"class_id": class_id, "student_id": student_id})
+
+    client.transaction(enrol, record, meta)
+
+
+def rotate_credential(client, class_id: str, student_id: str, credential: str, sealed_credential: str = "") -> None:
+    """Give an enrolled student a new credential; the old one stops working in the same transaction.
+
+    The old hash is read under WATCH and deleted in the MULTI that installs the new one, so under
+    concurrent rotations the last commit wins and every other credential is revoked (issue 14,
+    finding 4: the old code read the old hash outside the transaction and left one valid for good).
+    """
+    digest, record = _digest(credential), keys.enrolment(class_id, student_id)
+
+    def rotate(pipe) -> None:
+        old = _text(pipe.hget(record, "credential_sha256"))
+        if old is None:
+            raise UnknownRecord(f"student {student_id!r} is not enrolled in {class_id!r}")
+        pipe.multi()
+        pipe.delete(keys.credential(old))
+        pipe.hset(record, mapping={"credential_sha256": digest, "sealed_credential": sealed_credential})
+        pipe.hset(keys.credential(digest), mapping={"class_id": class_id, "student_id": student_id})
+
+    client.transaction(rotate, record)
+
+
+def rename_student(client, class_id: str, student_id: str, display_name: str) -> None:
+    """Change an enrolled student's display name; UnknownRecord when not enrolled."""
+    record = keys.enrolment(class_id, student_id)
+
+    def rename(pipe) -> None:
+        if not pipe.exists(record):
+            raise UnknownRecord(f"student {student_id!r} is not enrolled in {class_id!r}")
+        pipe.multi()
+        pipe.hset(record, "display_name", display_name)
+
+    client.transaction(rename, record)
+
+
+def unenrol_student(client, class_id: str, student_id: str) -> bool:
+    """Remove a student from the roster and revoke their credential at once; False if not enrolled.
+
+    Their stored data is erased separately (the dashboard calls the erasure right after this).
+    """
+    record = keys.enrolment(class_id, student_id)
+
+    def unenrol(pipe) -> bool:
+        old = _text(pipe.hget(record, "credential_sha256"))
+        pipe.multi()
+        if old:
+            pipe.delete(keys.credential(old))
+        pipe.delete(record)
+        pipe.srem(keys.class_enrolled(class_id), student_id)
+        return old is not None
+
+    return client.transaction(unenrol, record, value_from_callable=True)
+
+
+def enrolled_students(client, class_id: str) -> list[dict[str, str]]:
+    """The roster: one dict per enrolled student (student_id, display_name, sealed_credential, ...), by id."""
+    ids = sorted(_text(s) for s in client.smembers(keys.class_enrolled(class_id)))
+    pipe = client.pipeline(transaction=False)
+    for student_id in ids:
+        pipe.hgetall(keys.enrolment(class_id, student_id))
+    roster = []
+    for student_id, record in zip(ids, pipe.execute(), strict=True):
+        if record:
+            roster.append({"student_id": student_id, **{_text(k): _text(v) for k, v in record.items()}})
+    return roster
+
+
+def enrolment(client, class_id: str, student_id: str) -> dict[str, str] | None:
+    record = client.hgetall(keys.enrolment(class_id, student_id))
+    return {"student_id": student_id, **{_text(k): _text(v) for k, v in record.items()}} if record else None
+
+
+def student_for_credential(client, credential: str) -> Enrolment | None:
+    """Whose credential this is, or None for a malformed, unknown or revoked one."""
+    digest = credential_sha256(credential)
+    if digest is None:
+        return None
+    class_id, student_id = client.hmget(keys.credential(digest), "class_id", "student_id")
+    if class_id is None or student_id is None:
+        return None
+    return Enrolment(_text(class_id), _text(student_id))
+
+
+def _digest(credential: str) -> str:
+    digest = credential_sha256(credential)
+    if digest is None:
+        raise ValueError("not a credential: 16 Crockford base32 characters")
+    return digest
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -159,13 +297,6 @@ def class_series(client, class_id: str, since: float, until: float | None = None
 
 def class_students(client, class_id: str) -> list[str]:
     return sorted(_text(s) for s in client.smembers(keys.class_students(class_id)))
-
-
-def delete_student(client, class_id: str, student_id: str) -> None:
-    """Deprecated name of `classroom_contract.erasure.erase_student` without the crop store."""
-    from classroom_contract.erasure import erase_student
-
-    erase_student(client, None, class_id, student_id)
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -1,7 +1,11 @@
 #!/bin/sh
 # secrets-init: the one-shot job that gives a fresh `docker compose up` its secrets (no .env needed).
 #
-#   sh secrets-init.sh [DIR]          DIR default: /run/secrets/classroom (the "secrets" volume)
+#   sh secrets-init.sh [DIR [COPY_DIR=FILE[,FILE...] ...]]
+#
+#   DIR default: /run/secrets/classroom (the "secrets" volume, which keeps every secret).
+#   Each COPY_DIR=FILE,... gets a copy of just those files (and loses any other): one consumer's
+#   volume, so each container sees only the secrets it uses (docker-compose.yml).
 #
 # For each secret below, a file in DIR:
 #   - the variable is set and not empty (from .env or the environment): its value is written to the
@@ -10,6 +14,7 @@
 #   - otherwise 32 random bytes in hex are generated into it.
 #
 #   REDIS_PASSWORD         -> DIR/redis-password          (redis, and REDIS_URL of every service)
+#   CROP_STORE_PASSWORD    -> DIR/crop-store-password     (crop-store, CROP_STORE_URL of api/worker)
 #   SECRET_KEY             -> DIR/secret-key              (signs the dashboard's session cookies)
 #   DEMO_TEACHER_PASSWORD  -> DIR/demo-teacher-password   (the demo teacher's login)
 #
@@ -45,9 +50,9 @@ put() {
     fi
   fi
   case "$name:$value" in
-    REDIS_PASSWORD:*[!A-Za-z0-9._~-]*)
+    REDIS_PASSWORD:*[!A-Za-z0-9._~-]* | CROP_STORE_PASSWORD:*[!A-Za-z0-9._~-]*)
       # It goes into redis:// URLs and the redis config: URL-safe characters only.
-      echo "secrets-init: REDIS_PASSWORD may only contain A-Z a-z 0-9 . _ ~ - (try: openssl rand -hex 32)" >&2
+      echo "secrets-init: $name may only contain A-Z a-z 0-9 . _ ~ - (try: openssl rand -hex 32)" >&2
       return 1
       ;;
   esac
@@ -64,5 +69,37 @@ mkdir -p "$dir"
 chgrp "$gid" "$dir"
 chmod 0750 "$dir"
 put REDIS_PASSWORD redis-password
+put CROP_STORE_PASSWORD crop-store-password
 put SECRET_KEY secret-key
 put DEMO_TEACHER_PASSWORD demo-teacher-password
+
+# copy DEST FILES: DEST gets exactly FILES (comma-separated) from DIR, same owner and mode.
+copy() {
+  dest=$1
+  mkdir -p "$dest"
+  chgrp "$gid" "$dest"
+  chmod 0750 "$dest"
+  for existing in "$dest"/* "$dest"/.[!.]*; do
+    [ -e "$existing" ] || continue
+    case ",$2," in
+      *",${existing##*/},"*) ;;
+      *) rm -rf "$existing" ;;
+    esac
+  done
+  old_ifs=$IFS
+  IFS=,
+  for file in $2; do
+    tmp=$dest/$file.tmp.$$
+    cp "$dir/$file" "$tmp"
+    chgrp "$gid" "$tmp"
+    chmod 0440 "$tmp"
+    mv -f "$tmp" "$dest/$file"
+  done
+  IFS=$old_ifs
+  echo "secrets-init: $dest gets $2"
+}
+
+[ $# -gt 0 ] && shift
+for spec in "$@"; do
+  copy "${spec%%=*}" "${spec#*=}"
+done

@@ -3,6 +3,7 @@
 # wrote to files (deploy/docker/secrets-init.sh), exported as the variables our services read:
 #
 #   REDIS_URL              redis://:<DIR/redis-password>@${REDIS_HOST:-redis}:${REDIS_PORT:-6379}/${REDIS_DB:-0}
+#   CROP_STORE_URL         redis://:<DIR/crop-store-password>@${CROP_STORE_HOST:-crop-store}:${CROP_STORE_PORT:-6379}/0
 #   SECRET_KEY             <DIR/secret-key>
 #   DEMO_TEACHER_PASSWORD  <DIR/demo-teacher-password>
 #
@@ -40,6 +41,12 @@ if [ -z "${REDIS_URL:-}" ]; then
   fi
   unset password
 fi
+
+if [ -z "${CROP_STORE_URL:-}" ] && password=$(secret crop-store-password); then
+  CROP_STORE_URL="redis://:$password@${CROP_STORE_HOST:-crop-store}:${CROP_STORE_PORT:-6379}/0"
+  export CROP_STORE_URL
+fi
+unset password
 
 if [ -z "${SECRET_KEY:-}" ] && value=$(secret secret-key); then
   SECRET_KEY=$value

@@ -6,7 +6,8 @@ import pytest
 
 from capture.fake_api import FakeApi
 
-TOKEN = "good-token"
+#: A well-formed student credential (Crockford base32), alice's on the fake API.
+TOKEN = "ABCD-EFGH-JKMN-PQRS"
 
 
 @pytest.fixture(scope="session")

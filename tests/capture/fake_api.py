@@ -1,6 +1,7 @@
 """A small real HTTP server on 127.0.0.1 that speaks the ingest API the way the real one does:
-Bearer token check, ObservationBatch validation (the contract's own model), id de-duplication,
-and scripted failures (503/429 with Retry-After, 500, 413, 422 for chosen ids)."""
+per-student bearer credentials (the student comes from the credential, as on the real API),
+GET /v1/me, ObservationBatch validation (the contract's own model), id de-duplication, and
+scripted failures (503/429 with Retry-After, 500, 413, 422 for chosen ids)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from classroom_contract import ObservationBatch
+from classroom_contract.tokens import normalise
 from pydantic import ValidationError
 
 
 class FakeApi:
-    def __init__(self, token: str = "good-token", max_body: int = 1_000_000):
-        self.token, self.max_body = token, max_body
+    def __init__(self, token: str | None = None, max_body: int = 1_000_000, credentials: dict | None = None):
+        """`credentials`: {credential: student id}; or one `token`, the credential of student "alice"."""
+        self.credentials = {normalise(c): s for c, s in (credentials or {token: "alice"}).items()}
+        self.max_body = max_body
         self.lock = threading.Lock()
         self.accepted: list[dict] = []  # in arrival order: {"id", "student_id", "captured_at", "face_count", ...}
         self.seen: set[str] = set()
@@ -60,13 +64,28 @@ class FakeApi:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _student(self) -> str | None:
+                scheme, _, credential = (self.headers.get("Authorization") or "").partition(" ")
+                return api.credentials.get(normalise(credential)) if scheme == "Bearer" else None
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                if self.path != "/v1/me":
+                    return self._answer(404, {"detail": "not found"})
+                student = self._student()
+                if student is None:
+                    return self._answer(401, {"detail": "unknown or revoked student credential"})
+                me = {"class_id": "room-1", "class_name": "Room 1", "student_id": student}
+                me.update(display_name=student.title(), sample_rate_hz=2.0, attention_only=False)
+                return self._answer(200, me)
+
             def do_POST(self):  # noqa: N802 - http.server's name
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 if self.path != "/v1/observations":
                     return self._answer(404, {"detail": "not found"})
-                if self.headers.get("Authorization") != f"Bearer {api.token}":
-                    return self._answer(401, {"detail": "invalid class token"})
+                student = self._student()
+                if student is None:
+                    return self._answer(401, {"detail": "unknown or revoked student credential"})
                 if length > api.max_body:
                     return self._answer(413, {"detail": "too large"})
                 with api.lock:
@@ -92,7 +111,7 @@ class FakeApi:
                         api.accepted.append(
                             {
                                 "id": oid,
-                                "student_id": batch.student_id,
+                                "student_id": student,
                                 "captured_at": o.captured_at,
                                 "face_count": o.face_count,
                                 "crop": o.crop,

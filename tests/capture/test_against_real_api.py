@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 import redis
 from classroom_capture.outbox import Outbox
-from classroom_contract import keys, store
+from classroom_contract import keys, store, tokens
 from procs import BIN, Proc, free_port, http_ok, wait_until
 
 CAPTURE = str(BIN / "classroom-capture")
-CLASS_ID, STUDENT, TOKEN = "room-1", "alice", "real-api-token"
+CLASS_ID, STUDENT, TOKEN = "room-1", "alice", tokens.new_credential()
 
 
 # --- fixtures and helpers -------------------------------------------------------------------------
@@ -68,7 +68,8 @@ class Api:
 
 @pytest.fixture
 def api(redis_url, redis_client, tmp_path):
-    store.register_class(redis_client, CLASS_ID, "Room 1", "teacher1", TOKEN)
+    store.create_class(redis_client, CLASS_ID, "Room 1", "teacher1")
+    store.enrol_student(redis_client, CLASS_ID, STUDENT, "Alice", TOKEN)
     server = Api(redis_url, tmp_path)
     try:
         server.start()
@@ -79,7 +80,7 @@ def api(redis_url, redis_client, tmp_path):
 
 def agent_args(server: str, source, tmp_path: Path, *extra: str, token: str = TOKEN, log: str = "-v") -> list[str]:
     return [
-        CAPTURE, "--server", server, "--token", token, "--student", STUDENT, "--source", str(source),
+        CAPTURE, "--server", server, "--token", token, "--source", str(source),
         "--consent", "--outbox", str(tmp_path / "outbox.sqlite3"), "--pause-file", str(tmp_path / "PAUSED"),
         log, *extra,
     ]  # fmt: skip
@@ -119,8 +120,8 @@ def pending_ids(path: Path) -> list[str]:
 
 
 def seen_ids(client) -> set[str]:
-    prefix = keys.seen("")
-    return {key.decode()[len(prefix) :] for key in client.scan_iter(keys.seen("*"), count=1000)}
+    prefix = keys.seen(CLASS_ID, STUDENT, "")
+    return {key.decode()[len(prefix) :] for key in client.scan_iter(keys.seen(CLASS_ID, STUDENT, "*"), count=1000)}
 
 
 def stored_copies(client) -> Counter:
@@ -246,10 +247,11 @@ def test_sigterm_mid_send_then_restart_loses_nothing_and_doubles_nothing(api, fr
     assert duplicates >= 1, "the resent in-flight batch is answered as already there"
 
 
-def test_bad_token_exits_3_with_one_line_and_the_api_stores_nothing(api, frames, redis_client, tmp_path):
+def test_bad_credential_exits_3_with_one_line_and_the_api_stores_nothing(api, frames, redis_client, tmp_path):
     folder, _ = frames
+    store.rotate_credential(redis_client, CLASS_ID, STUDENT, tokens.new_credential())  # TOKEN is revoked now
     result = subprocess.run(
-        agent_args(api.url, folder, tmp_path, "--rate", "30", token="not-the-class-token", log="-q"),
+        agent_args(api.url, folder, tmp_path, "--rate", "30", log="-q"),
         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert result.returncode == 3, result.stderr
@@ -258,4 +260,5 @@ def test_bad_token_exits_3_with_one_line_and_the_api_stores_nothing(api, frames,
     assert lines[0].startswith("classroom-capture: error: ") and "401" in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert seen_ids(redis_client) == set() and stored_copies(redis_client) == Counter()
-    assert len(Outbox(tmp_path / "outbox.sqlite3")) >= 1, "what was captured is kept for a corrected token"
+    # GET /v1/me at start refused the code before the camera opened: nothing was captured at all
+    assert not (tmp_path / "outbox.sqlite3").exists() or len(Outbox(tmp_path / "outbox.sqlite3")) == 0

@@ -25,7 +25,7 @@ def run(*args: str, timeout: float = 30, **kwargs) -> subprocess.CompletedProces
 
 def agent_args(server: str, source, tmp_path, *extra: str) -> list[str]:
     return [
-        "--server", server, "--token", TOKEN, "--student", "alice", "--source", str(source),
+        "--server", server, "--token", TOKEN, "--source", str(source),
         "--consent", "--outbox", str(tmp_path / "outbox.sqlite3"), "--pause-file", str(tmp_path / "PAUSED"),
         *extra,
     ]  # fmt: skip
@@ -48,7 +48,7 @@ def test_folder_run_delivers_every_frame_once_in_order(api, frame_folder, tmp_pa
     got = api.accepted
     assert len(got) == len(manifest) == len(set(api.ids()))
     assert [o["captured_at"] for o in got] == sorted(o["captured_at"] for o in got)
-    assert {o["student_id"] for o in got} == {"alice"}
+    assert {o["student_id"] for o in got} == {"alice"}  # the student the credential belongs to
     with_face = [m["has_face"] for m in manifest]
     seen_face = [o["face_count"] > 0 for o in got]
     assert not any(s and not w for s, w in zip(seen_face, with_face, strict=True))  # no face invented
@@ -62,11 +62,31 @@ def test_folder_run_delivers_every_frame_once_in_order(api, frame_folder, tmp_pa
 def test_bad_token_is_one_line_and_exit_3(api, frame_folder, tmp_path):
     folder, _ = frame_folder
     args = agent_args(api.url, folder, tmp_path, "--rate", "30")
-    args[args.index(TOKEN)] = "stale-token"
+    args[args.index(TOKEN)] = "ZZZZ-ZZZZ-ZZZZ-ZZZZ"  # well-formed, but not issued (or revoked)
     result = run(*args)
     assert result.returncode == 3
     assert "401" in one_error_line(result)
     assert api.accepted == [] and api.statuses.count(401) == 1
+    args[args.index("ZZZZ-ZZZZ-ZZZZ-ZZZZ")] = "stale-token"  # not even the shape of a code: refused locally
+    result = run(*args)
+    assert result.returncode == 2 and "16 letters and digits" in one_error_line(result)
+    assert api.statuses.count(401) == 1
+
+
+def test_join_link_gives_server_and_code_and_me_names_the_student(api, frame_folder, tmp_path):
+    folder, manifest = frame_folder
+    args = agent_args(api.url, folder, tmp_path, "--rate", "30", "-v")
+    for flag in ("--server", "--token"):
+        i = args.index(flag)
+        del args[i : i + 2]
+    link = f"{api.url}/join#{TOKEN.replace('-', '').lower()}"
+    result = run(*args, "--join-link", link)
+    assert result.returncode == 0, result.stderr
+    assert "you are Alice (alice) in Room 1" in result.stderr
+    assert TOKEN not in result.stderr and TOKEN.replace("-", "") not in result.stderr  # never logged
+    assert len(api.accepted) == len(manifest) and {o["student_id"] for o in api.accepted} == {"alice"}
+    bad = run(*args, "--join-link", f"{api.url}/join")
+    assert bad.returncode == 2 and "no valid code" in one_error_line(bad)
 
 
 def test_no_camera_is_one_line_and_exit_4(tmp_path):
@@ -95,14 +115,15 @@ def test_without_consent_nothing_is_captured(api, frame_folder, tmp_path):
     result = run(*args)
     assert result.returncode == 6
     assert "--consent" in one_error_line(result)
-    assert api.statuses == [] and not (tmp_path / "outbox.sqlite3").exists()
+    assert api.accepted == [] and not (tmp_path / "outbox.sqlite3").exists()
+    assert set(api.statuses) <= {200}  # at most GET /v1/me, to show whose code it is
 
 
 def test_missing_arguments_are_named(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLASSROOM_")}
     result = run("--consent", env=env)
     assert result.returncode == 2
-    assert "--server, --token, --student" in one_error_line(result)
+    assert "missing --join-link (or --server and --token" in one_error_line(result)
 
 
 def test_server_unreachable_keeps_going_then_delivers_later(api, frame_folder, tmp_path):
@@ -153,7 +174,8 @@ def test_pause_file_pauses_and_resume_continues(api, frame_folder, tmp_path):
     proc = Proc([CAPTURE, *agent_args(api.url, folder, tmp_path, "--rate", "30")], tmp_path / "agent.log")
     try:
         time.sleep(1.2)
-        assert proc.alive() and api.statuses == []  # paused: nothing captured, nothing sent
+        assert proc.alive() and api.accepted == []  # paused: nothing captured, nothing sent
+        assert set(api.statuses) <= {200}  # at most GET /v1/me at start
         assert not (tmp_path / "outbox.sqlite3").exists() or _pending(tmp_path) == 0
         assert run("--resume", "--pause-file", str(tmp_path / "PAUSED")).returncode == 0
         proc.popen.wait(timeout=20)
@@ -202,6 +224,7 @@ def _pending(tmp_path) -> int:
 def test_help_covers_what_a_teacher_needs():
     result = run("--help")
     assert result.returncode == 0
-    for option in ("--server", "--token", "CLASSROOM_TOKEN", "--student", "--source", "--rate", "--detector",
+    for option in ("--join-link", "--server", "--token", "CLASSROOM_TOKEN", "--source", "--rate", "--detector",
                    "--consent", "--outbox", "--pause", "--resume", "exit codes"):  # fmt: skip
         assert option in result.stdout
+    assert "--student" not in result.stdout  # the code says who the student is

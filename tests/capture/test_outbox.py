@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
 import pytest
@@ -74,3 +75,45 @@ def test_reject_counts(tmp_path):
 def test_bound_must_be_positive(tmp_path):
     with pytest.raises(ValueError):
         Outbox(tmp_path / "o.sqlite3", max_items=0)
+
+
+def _mode(path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_outbox_is_private_to_its_owner(tmp_path, monkeypatch):
+    """Unsent crops are faces: the folder the outbox creates is 0700, the database and its WAL/SHM
+    files 0600, even under a permissive umask (issue 14, finding 12)."""
+    monkeypatch.setenv("CLASSROOM_CAPTURE_HOME", str(tmp_path / "home"))
+    old = os.umask(0o022)
+    try:
+        box = Outbox(tmp_path / "data" / "capture" / "o.sqlite3")
+        box.put("alice", obs(1.0, face=True))
+        files = sorted((tmp_path / "data" / "capture").iterdir())
+        assert {f.name for f in files} >= {"o.sqlite3", "o.sqlite3-wal", "o.sqlite3-shm"}
+        assert {f.name: _mode(f) for f in files} == {f.name: 0o600 for f in files}
+        assert _mode(tmp_path / "data" / "capture") == 0o700
+        assert _mode(tmp_path / "data") == 0o700
+        box.close()
+    finally:
+        os.umask(old)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_an_outbox_left_world_readable_is_tightened_on_open(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLASSROOM_CAPTURE_HOME", str(home))
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    path = home / "outbox.sqlite3"
+    box = Outbox(path)
+    box.put("alice", obs(1.0, face=True))
+    box.close()
+    for f in home.iterdir():
+        os.chmod(f, 0o644)
+    again = Outbox(path)
+    assert len(again) == 1
+    assert {f.name: _mode(f) for f in home.iterdir()} == {f.name: 0o600 for f in home.iterdir()}
+    assert _mode(home) == 0o700
+    again.close()

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 from classroom_capture.outbox import Outbox
-from classroom_capture.sender import AuthRejected, Backoff, Sender, SenderFatal, parse_retry_after
+from classroom_capture.sender import AuthRejected, Backoff, Sender, SenderFatal, owner_key, parse_retry_after
 from classroom_contract import Observation, encode_crop
 from procs import free_port
 
@@ -16,7 +16,9 @@ from capture.conftest import TOKEN
 from capture.fake_api import FakeApi
 
 
-def fill(box: Outbox, count: int, student: str = "alice") -> list[str]:
+def fill(box: Outbox, count: int, credential: str = TOKEN) -> list[str]:
+    """`count` observations captured under `credential` (the outbox labels them with its short hash)."""
+    student = owner_key(credential)
     ids = []
     for t in range(count):
         face = t % 3 != 0
@@ -72,11 +74,32 @@ def test_5xx_without_retry_after_backs_off_with_jitter(api, tmp_path):
 def test_401_stops_and_keeps_the_outbox(api, tmp_path):
     box = Outbox(tmp_path / "o.sqlite3")
     fill(box, 5)
-    sender = Sender(api.url, "wrong-token", box, backoff=fast_backoff())
+    fill(box, 5, credential="ZZZZ-ZZZZ-ZZZZ-ZZZZ")
+    sender = Sender(api.url, "ZZZZ-ZZZZ-ZZZZ-ZZZZ", box, backoff=fast_backoff())  # well-formed, not issued
     with pytest.raises(AuthRejected, match="401"):
         sender.drain(deadline=time.monotonic() + 10)
     assert api.statuses == [401]  # asked once, not forever
-    assert len(box) == 5
+    assert len(box) == 10
+    with pytest.raises(ValueError, match="code"):
+        Sender(api.url, "wrong-token", box)  # not even the shape of a credential
+
+
+def test_a_sender_sends_only_what_was_captured_under_its_own_credential(tmp_path):
+    """A shared laptop: what one student left in the outbox is never sent as (or by) another student."""
+    other = "MNPQ-RSTV-WXYZ-0123"
+    with FakeApi(credentials={TOKEN: "alice", other: "bob"}) as api:
+        box = Outbox(tmp_path / "o.sqlite3")
+        alices = fill(box, 3)
+        bobs = fill(box, 4, credential=other)
+        alices += fill(box, 2)
+        bob = Sender(api.url, other, box, backoff=fast_backoff())
+        assert bob.drain(deadline=time.monotonic() + 10)
+        assert api.ids() == bobs and {o["student_id"] for o in api.accepted} == {"bob"}
+        assert len(box) == 5 and bob.pending() == 0
+        alice = Sender(api.url, TOKEN, box, backoff=fast_backoff())
+        assert alice.whoami().student_id == "alice"
+        assert alice.drain(deadline=time.monotonic() + 10)
+        assert api.ids() == bobs + alices and len(box) == 0
 
 
 def test_wrong_url_is_fatal_not_retried(api, tmp_path):

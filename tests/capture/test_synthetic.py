@@ -14,6 +14,7 @@ from classroom_capture.synthetic import default_sample_path, load_fer_faces, wri
 from procs import BIN, REPO
 
 from capture.conftest import TOKEN
+from capture.fake_api import FakeApi
 
 
 def test_sample_is_the_repository_file_with_all_rows(fer_faces, monkeypatch):
@@ -60,25 +61,37 @@ def test_same_seed_same_frames(tmp_path):
     assert (tmp_path / "a" / "frame_00002.png").read_bytes() == (tmp_path / "b" / "frame_00002.png").read_bytes()
 
 
-def test_demo_runs_a_small_class(api):
-    result = subprocess.run(
-        [str(BIN / "classroom-demo"), "--server", api.url, "--token", TOKEN, "--students", "3", "--rate", "4",
-         "--duration", "2.5", "--status-every", "0"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+DEMO_CREDENTIALS = {"student-01": "1111-1111-1111-1111", "student-02": "2222-2222-2222-2222", "student-03": TOKEN}
+
+
+def _credentials_file(tmp_path, credentials: dict) -> str:
+    path = tmp_path / "demo-credentials.json"
+    path.write_text(json.dumps(credentials))
+    path.chmod(0o600)
+    return str(path)
+
+
+def test_demo_runs_a_small_class_each_student_with_their_own_credential(tmp_path):
+    with FakeApi(credentials={c: s for s, c in DEMO_CREDENTIALS.items()}) as api:
+        result = subprocess.run(
+            [str(BIN / "classroom-demo"), "--server", api.url, "--credentials",
+             _credentials_file(tmp_path, DEMO_CREDENTIALS), "--rate", "4", "--duration", "2.5", "--status-every", "0"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    per_student = Counter(o["student_id"] for o in api.accepted)
+    per_student = Counter(o["student_id"] for o in api.accepted)  # the student the fake API derived from each one
     assert set(per_student) == {"student-01", "student-02", "student-03"}
     assert all(n >= 5 for n in per_student.values()), per_student
     assert len(api.ids()) == len(set(api.ids()))
     assert "pending 0" in result.stderr.strip().splitlines()[-1]
 
 
-def test_demo_with_a_bad_token_stops_with_one_line(api):
+def test_demo_with_a_bad_credential_stops_with_one_line(api, tmp_path):
+    unknown = _credentials_file(tmp_path, {"s1": "ZZZZ-ZZZZ-ZZZZ-ZZZZ", "s2": "YYYY-YYYY-YYYY-YYYY"})
     result = subprocess.run(
-        [str(BIN / "classroom-demo"), "--server", api.url, "--token", "nope", "--students", "2", "--fast"],
+        [str(BIN / "classroom-demo"), "--server", api.url, "--credentials", unknown, "--fast"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 3
-    assert result.stderr.strip().splitlines()[-1].startswith("classroom-demo: error: the server refused the class")
+    assert result.stderr.strip().splitlines()[-1].startswith("classroom-demo: error: the server refused your code")
     assert "Traceback" not in result.stderr

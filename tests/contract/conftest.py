@@ -1,3 +1,3 @@
 """Fixtures of the contract tests (defined in tests/inference/support.py)."""
 
-from inference.support import class_token, local_predictor  # noqa: F401 - fixtures
+from inference.support import klass, local_predictor  # noqa: F401 - fixtures

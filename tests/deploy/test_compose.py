@@ -14,13 +14,14 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from classroom_contract import SIGNATURE, keys
+from classroom_contract import SIGNATURE, keys, store
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -29,7 +30,7 @@ CADDYFILE = REPO / "deploy" / "caddy" / "Caddyfile"
 TFSERVING_DIR = REPO / "deploy" / "tfserving"
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|AUTH", re.IGNORECASE)
-SECRETS = {"REDIS_PASSWORD", "SECRET_KEY", "DEMO_TEACHER_PASSWORD"}
+SECRETS = {"REDIS_PASSWORD", "CROP_STORE_PASSWORD", "SECRET_KEY", "DEMO_TEACHER_PASSWORD"}
 SECRETS_DIR = "/run/secrets/classroom"
 DEMO_SERVICES = {"demo-setup", "demo-ca", "demo-agents"}
 VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
@@ -256,8 +257,9 @@ def test_expected_services_and_the_demo_runs_by_default():
     compose = services()
     assert {"secrets-init", "redis", "tfserving", "api", "worker", "dashboard", "proxy"} <= compose.keys()
     assert DEMO_SERVICES <= compose.keys()
-    assert not [name for name, service in compose.items() if service.get("profiles")], (
-        "no profiles: a plain `docker compose up` must start everything, the demo included"
+    profiled = {name: service["profiles"] for name, service in compose.items() if service.get("profiles")}
+    assert profiled == {"prometheus": ["monitoring"]}, (
+        "only monitoring is opt-in: a plain `docker compose up` must start everything, the demo included"
     )
     for name in DEMO_SERVICES:
         service = compose[name]
@@ -297,24 +299,39 @@ def test_dependencies_wait_for_health_or_completion():
     assert set(compose["proxy"]["depends_on"]) >= {"api", "dashboard"}
 
 
-def test_secrets_init_runs_before_every_consumer_of_the_secrets_volume():
+# What each container may read (issue 14, finding 10): nobody but the dashboard (and the demo-setup
+# job, which runs the dashboard's CLI) sees SECRET_KEY; only demo-setup sees the demo password.
+SECRETS_OF = {
+    "redis": {"redis-password"},
+    "crop-store": {"crop-store-password"},
+    "api": {"redis-password", "crop-store-password"},
+    "worker": {"redis-password", "crop-store-password"},
+    "dashboard": {"redis-password", "crop-store-password", "secret-key"},
+    "demo-setup": {"redis-password", "secret-key", "demo-teacher-password"},
+}
+
+
+def test_each_container_gets_only_the_secrets_it_uses_after_secrets_init():
     compose = load_compose()
     all_services = compose["services"]
-    assert "secrets" in compose["volumes"]
     init = all_services["secrets-init"]
     assert one_shot("secrets-init", init, all_services)
-    assert f"secrets:{SECRETS_DIR}" in init["volumes"], "secrets-init writes the volume"
-    consumers = {
-        name
-        for name, service in all_services.items()
-        if name != "secrets-init" and any(v.split(":")[0] == "secrets" for v in service.get("volumes", []))
-    }
-    assert consumers == {"redis", "api", "worker", "dashboard", "demo-setup"}
-    for name in consumers:
-        service = all_services[name]
-        assert f"secrets:{SECRETS_DIR}:ro" in service["volumes"], f"{name}: mount the secrets read-only"
-        spec = service["depends_on"]["secrets-init"]
-        assert spec == {"condition": ONE_SHOT_CONDITION}, f"{name} must wait for secrets-init to complete"
+    assert f"secrets:{SECRETS_DIR}" in init["volumes"], "secrets-init writes the master volume"
+    # entrypoint: sh secrets-init.sh MASTER_DIR COPY_DIR=FILE,FILE ...
+    copies = dict(arg.split("=", 1) for arg in init["entrypoint"][3:])
+    init_mounts = {target: source for source, target in (v.split(":")[:2] for v in init["volumes"])}
+    written = {init_mounts[target]: set(files.split(",")) for target, files in copies.items()}
+    consumers = {}
+    for name, service in all_services.items():
+        for volume in service.get("volumes", []):
+            source, target, *mode = volume.split(":")
+            if name != "secrets-init" and source.startswith("secrets"):
+                assert source != "secrets", f"{name} must not mount the master secrets volume"
+                assert target == SECRETS_DIR and mode == ["ro"], f"{name}: {volume}"
+                consumers[name] = written[source]
+                spec = service["depends_on"]["secrets-init"]
+                assert spec == {"condition": ONE_SHOT_CONDITION}, f"{name} must wait for secrets-init to complete"
+    assert consumers == SECRETS_OF
 
 
 def test_every_service_has_resource_limits():
@@ -393,11 +410,12 @@ def test_built_images_have_existing_dockerfiles_and_the_repo_as_context():
 def test_healthcheck_scripts_exist_in_the_images_that_run_them():
     from .dockerfiles import copy_sources, stages
 
+    builders = {s["image"]: s["build"]["dockerfile"] for s in services().values() if "build" in s}
     for name, service in services().items():
         test = " ".join(service.get("healthcheck", {}).get("test", []))
         if "/usr/local/lib/classroom/healthcheck.py" not in test:
             continue
-        dockerfile = REPO / service["build"]["dockerfile"]
+        dockerfile = REPO / builders[service["image"]]
         final = stages(dockerfile)[-1]
         destinations = {
             copy_sources(i)[1] for i in final.instructions if i.keyword == "COPY" and "from" not in copy_sources(i)[2]
@@ -465,8 +483,9 @@ def test_tfserving_serves_the_repo_models_with_batching():
     assert tag.split(".")[:2] == tf_pin.split("==")[1].split(".")[:2], "TF Serving must match the TF version"
 
     flags = tfserving["command"]
+    assert tfserving["entrypoint"] == ["/bin/bash", "/config/start.sh"]
     assert "--enable_batching" in flags
-    assert "--batching_parameters_file=/config/batching_parameters.txt" in flags
+    assert '"$config/batching_parameters.txt"' in (TFSERVING_DIR / "start.sh").read_text()
     assert "--model_config_file=/config/models.config" in flags
     mounts = {target.split(":")[0]: source for source, target in (v.split(":", 1) for v in tfserving["volumes"])}
     assert all(volume.endswith(":ro") for volume in tfserving["volumes"])
@@ -565,16 +584,16 @@ def test_caddyfile_is_mounted_and_the_demo_uses_its_internal_name():
 # --- demo profile ---------------------------------------------------------------------------------------
 
 
-def test_demo_agents_read_the_token_and_ca_that_the_setup_jobs_write():
+def test_demo_agents_read_the_credentials_and_ca_that_the_setup_jobs_write():
     compose = services()
     setup, ca, agents = compose["demo-setup"], compose["demo-ca"], compose["demo-agents"]
     setup_volume = {v.split(":")[0]: v.split(":")[1] for v in setup["volumes"]}
     agent_volume = {v.split(":")[0]: v.split(":")[1] for v in agents["volumes"]}
-    token_path = re.search(r"token_file=(\S+)", command_text(setup)).group(1)
-    shared = next(name for name, path in setup_volume.items() if token_path.startswith(path + "/"))
-    agent_token_path = token_path.replace(setup_volume[shared], agent_volume[shared], 1)
-    assert f"$$(cat {agent_token_path})" in command_text(agents)
-    for flag in ("--server", "--token", "--students"):
+    credentials_path = re.search(r"credentials_file=(\S+)", command_text(setup)).group(1)
+    shared = next(name for name, path in setup_volume.items() if credentials_path.startswith(path + "/"))
+    agent_credentials_path = credentials_path.replace(setup_volume[shared], agent_volume[shared], 1)
+    assert f"--credentials {agent_credentials_path}" in command_text(agents)  # a path, never a secret
+    for flag in ("--server", "--credentials", "--students"):
         assert flag in command_text(agents)
     assert "classroom-demo" in command_text(agents)
     ca_volume = {v.split(":")[0]: v.split(":")[1] for v in ca["volumes"]}
@@ -623,14 +642,14 @@ def test_demo_services_exit_0_at_once_when_turned_off(name, tmp_path):
     assert not list(tmp_path.glob("*.log")), "nothing may run with DEMO_STUDENTS=0"
 
 
-def test_demo_agents_exec_the_demo_with_the_token_and_students(tmp_path):
-    (tmp_path / "demo-token").write_text("token-123\n")
+def test_demo_agents_exec_the_demo_with_the_credentials_file_and_students(tmp_path):
     path = fake_bin(tmp_path, "classroom-demo")
     env = {**os.environ, **demo_env("demo-agents", DEMO_STUDENTS="3"), "PATH": path}
     result = subprocess.run(["sh", "-c", demo_script("demo-agents", tmp_path)], env=env, capture_output=True)
     assert result.returncode == 0, result.stderr
     argv = (tmp_path / "classroom-demo.log").read_text().split()
-    assert argv == ["--server", "https://classroom.internal", "--token", "token-123", "--students", "3"]
+    credentials = f"{tmp_path}/demo-credentials.json"
+    assert argv == ["--server", "https://classroom.internal", "--credentials", credentials, "--students", "3"]
 
 
 def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redis_url, redis_client):
@@ -642,7 +661,7 @@ def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redi
     secrets.mkdir()
     password = "demo-password-from-file-1"
     (secrets / "demo-teacher-password").write_text(password)
-    (secrets / "secret-key").write_text("test-secret-key")
+    (secrets / "secret-key").write_text("test-secret-key-" + "0123456789abcdef" * 2)
     env = {
         **os.environ,
         **demo_env("demo-setup"),
@@ -665,19 +684,25 @@ def test_demo_setup_script_creates_teacher_and_class_idempotently(tmp_path, redi
         return result
 
     first_run = run()
-    first = (tmp_path / "demo-token").read_text().strip()
-    assert first and "\n" not in first
+    credentials_file = tmp_path / "demo-credentials.json"
+    first = json.loads(credentials_file.read_text())
+    assert len(first) == int(env["DEMO_STUDENTS"]) and stat.S_IMODE(credentials_file.stat().st_mode) == 0o600
+    assert all(store.student_for_credential(redis_client, c) for c in first.values())
+    assert not any(c in first_run.stdout + first_run.stderr for c in first.values()), "credentials are never logged"
     # The newcomer's instructions: where to go, who to log in as, where the password is.
     out = first_run.stdout
     assert "https://localhost " in out and "Username:   demo" in out
-    assert f"docker compose exec dashboard cat {SECRETS_DIR}/demo-teacher-password" in out
+    assert f"docker compose run --rm --no-deps --entrypoint cat demo-setup {SECRETS_DIR}/demo-teacher-password" in out
     assert password not in out + first_run.stderr, "the password itself is never logged"
     assert run().stdout.count("Dashboard:") == 1, "a re-run prints the instructions again"
-    assert (tmp_path / "demo-token").read_text().strip() == first, "a re-run keeps the class and its token"
-    (tmp_path / "demo-token").unlink()
+    assert json.loads(credentials_file.read_text()) == first, "a re-run keeps the class and its credentials"
+    credentials_file.unlink()
     run()
-    second = (tmp_path / "demo-token").read_text().strip()
-    assert second and second != first, "a lost token file gets a fresh token for the existing class"
+    second = json.loads(credentials_file.read_text())
+    assert set(second) == set(first) and not set(second.values()) & set(first.values()), (
+        "a lost credentials file gets fresh credentials for the existing students"
+    )
+    assert not any(store.student_for_credential(redis_client, c) for c in first.values())
     assert redis_client.exists(keys.class_meta("demo"))
     assert "https://school.example:8443 " in run(SITE_ADDRESS="school.example", HTTPS_PORT="8443").stdout
 
@@ -686,7 +711,7 @@ def test_demo_setup_creates_nothing_when_the_demo_is_off(tmp_path, redis_url, re
     env = {**os.environ, **demo_env("demo-setup", DEMO_STUDENTS="0"), "REDIS_URL": redis_url}
     result = subprocess.run(["sh", "-c", demo_script("demo-setup", tmp_path)], env=env, capture_output=True)
     assert result.returncode == 0
-    assert not redis_client.keys("*") and not (tmp_path / "demo-token").exists()
+    assert not redis_client.keys("*") and not (tmp_path / "demo-credentials.json").exists()
 
 
 # --- the guides -----------------------------------------------------------------------------------------
@@ -718,3 +743,93 @@ def test_guides_cover_the_essentials_and_name_real_services_and_commands():
     assert "`classroom_secrets`" in cloud, "deploy/CLOUD.md must say where the generated secrets live"
     for topic in ("secrets-init", "DEMO_STUDENTS=0", "docker compose logs demo-setup", "--force-recreate"):
         assert topic in cloud, f"deploy/CLOUD.md does not cover {topic}"
+
+
+# --- fixes of issue 17, each checked on the real script or the file as Compose reads it ---------------
+
+
+def run_tfserving_start(tmp_path: Path, cpus: str | None) -> subprocess.CompletedProcess:
+    """deploy/tfserving/start.sh with a tensorflow_model_server on PATH that prints its arguments."""
+    fake = tmp_path / "bin" / "tensorflow_model_server"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(
+        '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n'
+        'for a in "$@"; do case "$a" in --batching_parameters_file=*) cat "${a#*=}";; esac; done\n'
+    )
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:{os.environ['PATH']}", "TMPDIR": str(tmp_path)}
+    if cpus is not None:
+        env["TFSERVING_CPUS"] = cpus
+    command = ["bash", str(TFSERVING_DIR / "start.sh"), *load_compose()["services"]["tfserving"]["command"]]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
+
+
+@pytest.mark.parametrize("cpus", ["1.5", "0", "two", "-1", "02"])
+def test_tfserving_refuses_a_cpu_count_its_thread_flags_cannot_take(tmp_path, cpus):
+    result = run_tfserving_start(tmp_path, cpus)
+    assert result.returncode == 64 and "TFSERVING_CPUS must be a whole number" in result.stderr, result
+
+
+@pytest.mark.parametrize("cpus,expected", [(None, "2"), ("4", "4")])
+def test_tfserving_derives_thread_pools_and_batch_threads_from_one_setting(tmp_path, cpus, expected):
+    result = run_tfserving_start(tmp_path, cpus)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"--tensorflow_intra_op_parallelism={expected}" in out.split()
+    assert f"--tensorflow_inter_op_parallelism={expected}" in out.split()
+    assert f"num_batch_threads {{ value: {expected} }}" in out
+    assert "max_batch_size { value: 256 }" in out, "the rest of batching_parameters.txt is kept"
+    assert load_compose()["services"]["tfserving"]["deploy"]["resources"]["limits"]["cpus"] == "${TFSERVING_CPUS:-2}"
+
+
+def test_each_project_image_is_built_once_and_never_pulled():
+    built: dict[str, list[str]] = {}
+    for name, service in services().items():
+        image = service.get("image", "")
+        if not image.startswith("classroom/"):
+            continue
+        if "build" in service:
+            built.setdefault(image, []).append(name)
+            assert service.get("pull_policy") == "build", f"{name} builds {image}: pull_policy: build"
+        else:
+            assert service.get("pull_policy") == "never", f"{name} runs {image} built by another service"
+    assert all(len(names) == 1 for names in built.values()), built
+    for name, service in services().items():
+        if service.get("image", "").startswith("classroom/"):
+            assert service["image"] in built, f"{name}: no service builds {service['image']}"
+
+
+def test_demo_teacher_password_never_on_a_command_line():
+    script = command_text(services()["demo-setup"])
+    assert "--password" not in script and "DEMO_TEACHER_PASSWORD" not in script
+    assert "demo-teacher-password" in script
+
+
+def test_redis_services_and_demo_ca_drop_every_capability():
+    for name in ("redis", "crop-store", "demo-ca", "proxy"):
+        service = services()[name]
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+        assert set(service.get("cap_add", [])) <= {"NET_BIND_SERVICE"}, name
+    for name in ("redis", "crop-store"):
+        assert services()[name]["user"] == "999:1000", f"{name} runs as the image's redis user from the start"
+
+
+def test_crop_store_keeps_nothing_on_disk_and_is_private():
+    crop_store = services()["crop-store"]
+    command = command_text(crop_store)
+    assert '--save ""' in command and "--appendonly no" in command and "requirepass" in command
+    assert any(t.startswith("/data:") for t in crop_store["tmpfs"]), "its data dir is in memory"
+    assert not crop_store.get("ports") and not [v for v in crop_store.get("volumes", []) if "data" in v]
+    for name in ("api", "worker"):
+        assert services()[name]["depends_on"]["crop-store"] == {"condition": "service_healthy"}
+
+
+def test_dashboard_trusts_exactly_one_proxy_hop():
+    assert services()["dashboard"]["environment"]["TRUSTED_PROXY_HOPS"] == "1"
+
+
+def test_compose_comments_say_redis_is_reachable_from_the_host():
+    text = COMPOSE_FILE.read_text()
+    assert "never from the host" not in text
+    assert "This host itself can" in text and "require a password" in text

@@ -258,3 +258,40 @@ def test_rq_worker_probe_follows_this_hosts_worker_registration(redis_url):
         worker.register_death()
     assert probe("rq-worker", env=env).returncode == 1
     assert probe("rq-worker", env={**os.environ, "REDIS_URL": "redis://127.0.0.1:9/0"}).returncode == 1
+
+
+LOCKED_IMAGES = {
+    "services/inference/Dockerfile": ["contract", "services/inference"],
+    "services/frontend/Dockerfile": ["contract", "services/frontend"],
+    "services/capture/Dockerfile": ["contract", "services/capture"],
+}
+
+
+@pytest.mark.parametrize("dockerfile", sorted(LOCKED_IMAGES))
+def test_images_install_only_hash_locked_third_party_wheels(dockerfile):
+    """Issue 17: transitive pins with hashes (scripts/lock-requirements.sh), checked by pip."""
+
+    text = (REPO / dockerfile).read_text()
+    lock_path = Path(dockerfile).parent / "requirements.lock"
+    assert f"COPY {lock_path} requirements.lock" in text
+    assert "pip wheel --require-hashes --wheel-dir /wheels -r requirements.lock" in text
+    assert re.search(r"pip wheel --no-deps --wheel-dir /wheels ", text), "own packages: no unlocked dependencies"
+    assert re.search(r"pip install --no-index --find-links=/wheels ", text), "the runtime installs from /wheels only"
+    lock = (REPO / lock_path).read_text()
+    assert "scripts/lock-requirements.sh" in lock
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+) \\$", lock, re.MULTILINE))
+    assert pins and all(
+        re.search(rf"^{re.escape(name)}=={re.escape(version)} \\\n    --hash=sha256:[0-9a-f]{{64}}", lock, re.M)
+        for name, version in pins.items()
+    )
+    normal = {re.sub(r"[-_.]+", "-", name).lower(): version for name, version in pins.items()}
+    for package in LOCKED_IMAGES[dockerfile]:
+        project = tomllib.loads((REPO / package / "pyproject.toml").read_text())["project"]
+        deps = list(project.get("dependencies", []))
+        deps += project.get("optional-dependencies", {}).get("production", [])
+        for dep in deps:
+            if dep.startswith("classroom-") or "==" not in dep:
+                continue
+            name, version = dep.split(";")[0].strip().split("==")
+            name = re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
+            assert normal.get(name) == version, f"{lock_path}: {name} must be locked at {version} (rerun the lock)"

@@ -28,6 +28,7 @@ WITH_SECRETS_IN_IMAGE = "/usr/local/bin/with-secrets"
 SECRETS_DIR = "/run/secrets/classroom"
 SECRET_FILES = {
     "REDIS_PASSWORD": "redis-password",
+    "CROP_STORE_PASSWORD": "crop-store-password",
     "SECRET_KEY": "secret-key",
     "DEMO_TEACHER_PASSWORD": "demo-teacher-password",
 }
@@ -43,7 +44,7 @@ def services() -> dict[str, dict]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """os.environ without any secret or REDIS_* variable a developer may have exported."""
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_FILES and not k.startswith("REDIS_")}
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_FILES and not k.startswith(("REDIS_", "CROP_STORE_"))}
     env.pop("CLASSROOM_SECRETS_DIR", None)
     return {**env, **extra}
 
@@ -140,6 +141,18 @@ def test_with_secrets_exports_the_files_and_execs(shell, tmp_path):
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_with_secrets_builds_crop_store_url_and_exports_only_the_files_present(shell, tmp_path):
+    """The api/worker volume holds the two Redis passwords only: no SECRET_KEY, no demo password."""
+    secrets = write_secrets(tmp_path / "s", REDIS_PASSWORD="r3dis-pw", CROP_STORE_PASSWORD="cr0p-pw")
+    dumped, _ = run_wrapper(shell, DUMP_ENV, clean_env(CLASSROOM_SECRETS_DIR=str(secrets)))
+    env = dumped["env"]
+    assert env["REDIS_URL"] == "redis://:r3dis-pw@redis:6379/0"
+    assert env["CROP_STORE_URL"] == "redis://:cr0p-pw@crop-store:6379/0"
+    assert "SECRET_KEY" not in env and "DEMO_TEACHER_PASSWORD" not in env
+    assert "CROP_STORE_PASSWORD" not in env and "password" not in env, "no helper variables leak"
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
 def test_with_secrets_lets_the_environment_win_and_passes_arguments_unchanged(shell, tmp_path):
     secrets = write_secrets(tmp_path / "s", REDIS_PASSWORD="from-file", SECRET_KEY="from-file")
     env = clean_env(
@@ -211,13 +224,13 @@ def test_secrets_init_generates_once_with_restrictive_permissions(shell, tmp_pat
         assert value not in first.stdout + first.stderr, "secrets are never logged"
         info = (directory / SECRET_FILES[name]).stat()
         assert stat.S_IMODE(info.st_mode) == 0o440 and info.st_gid == os.getgid(), name
-    assert len(set(generated.values())) == 3
+    assert len(set(generated.values())) == len(SECRET_FILES)
     assert stat.S_IMODE(directory.stat().st_mode) == 0o750
     assert not [p for p in directory.iterdir() if p.name not in SECRET_FILES.values()], "no temp files left"
     # Restarts keep them (only if absent are they generated).
     second = run_init(shell, directory)
     assert second.returncode == 0 and read_all(directory) == generated
-    assert second.stdout.count("kept") == 3
+    assert second.stdout.count("kept") == len(SECRET_FILES)
     # A lost file is generated again, the others are kept.
     (directory / "secret-key").unlink()
     assert run_init(shell, directory).returncode == 0
@@ -321,3 +334,28 @@ def test_redis_start_script_takes_the_password_from_the_file(shell, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)
+def test_secrets_init_gives_each_consumer_only_its_files(shell, tmp_path):
+    """Issue 14, finding 10: COPY_DIR=FILE,... arguments, as docker-compose.yml passes them."""
+    master, api, dash = tmp_path / "secrets", tmp_path / "api", tmp_path / "dash"
+    dash.mkdir()
+    (dash / "demo-teacher-password").write_text("left from an older layout")
+    args = [f"{api}=redis-password,crop-store-password", f"{dash}=redis-password,secret-key"]
+    result = subprocess.run(
+        [*shell, str(SECRETS_INIT), str(master), *args],
+        env=clean_env(READER_GID=str(os.getgid())),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in api.iterdir()) == ["crop-store-password", "redis-password"]
+    assert sorted(p.name for p in dash.iterdir()) == ["redis-password", "secret-key"]
+    for directory in (api, dash):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o750
+        for path in directory.iterdir():
+            assert path.read_text() == (master / path.name).read_text()
+            assert stat.S_IMODE(path.stat().st_mode) == 0o440 and path.stat().st_gid == os.getgid()
+    assert "secret-key" not in {p.name for p in api.iterdir()}

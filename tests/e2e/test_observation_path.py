@@ -3,8 +3,10 @@
 Real FER2013 faces (the project's own sample) are placed into 640x480 frames in a folder; the real
 capture agent (`classroom-capture`) detects and crops them and POSTs to the real API under uvicorn;
 a real RQ worker predicts with the committed SavedModel; the real dashboard serves the result over
-HTTP to a logged-in teacher. The expected emotions are computed independently here: the same
-detector and crop on the same frames, then the same SavedModel called in this process.
+HTTP to a logged-in teacher. The teacher enrols the student on the dashboard's roster, and the agent
+runs with the join link printed there (the student's own credential). The expected emotions are
+computed independently here: the same detector and crop on the same frames, then the same SavedModel
+called in this process.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import tensorflow as tf
 from classroom_capture.detector import analyse, make_detector
 from classroom_capture.synthetic import write_synthetic_frames
 from classroom_contract import EMOTIONS, SIGNATURE, keys, store
+from classroom_dashboard.emotion import current_emotion
 from classroom_inference.versions import resolve_version
 from inference.support import crops_left
 from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
@@ -40,13 +43,13 @@ def _cli(args: list[str], env: dict[str, str]) -> str:
 
 @pytest.fixture
 def system(redis_url, tmp_path):
-    """API, worker and dashboard as real processes on free loopback ports, plus a class and its token."""
+    """API, worker and dashboard as real processes on free loopback ports, plus a class (no students yet)."""
     env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(MODEL_DIR), "DASHBOARD_ENV": "development"}
     env["PREDICTOR_BFLOAT16"] = "off"  # the expected emotions below are computed in float32
     _cli(["classroom-dashboard", "create-teacher", "--username", "teacher1", "--password", PASSWORD], env)
-    create_class = ["create-class", "--teacher", "teacher1", "--class-id", "e2e", "--name", "E2E"]
-    token = _cli(["classroom-dashboard", *create_class], env)
+    _cli(["classroom-dashboard", "create-class", "--teacher", "teacher1", "--class-id", "e2e", "--name", "E2E"], env)
     api_port, dash_port = free_port(), free_port()
+    env["PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"  # join links point at the API's origin
     procs = [
         Proc([str(BIN / "classroom-api"), "--port", str(api_port)], tmp_path / "api.log", env),
         Proc([str(BIN / "classroom-worker")], tmp_path / "worker.log", env),
@@ -56,7 +59,7 @@ def system(redis_url, tmp_path):
     try:
         wait_until(lambda: http_ok(f"{api}/healthz"), timeout=60, what="the API")
         wait_until(lambda: http_ok(f"{dashboard}/auth/login"), timeout=60, what="the dashboard")
-        yield {"api": api, "dashboard": dashboard, "token": token, "env": env, "procs": procs}
+        yield {"api": api, "dashboard": dashboard, "env": env, "procs": procs}
     finally:
         for proc in procs:
             proc.stop()
@@ -98,10 +101,18 @@ def test_faces_in_frames_reach_the_teacher_with_the_models_emotions(system, tmp_
     expected = _expected_emotions(frames_dir, manifest)
     assert any(e is not None for e in expected) and any(e is None for e in expected)
 
+    session = _login(system["dashboard"])
+    roster = session.get(f"{system['dashboard']}/classes/e2e/roster", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', roster).group(1)
+    form = {"csrf_token": csrf, "student_id": "alice", "display_name": "Alice"}
+    assert session.post(f"{system['dashboard']}/classes/e2e/roster", data=form, timeout=10).status_code == 200
+    roster = session.get(f"{system['dashboard']}/classes/e2e/roster", timeout=10).text
+    join_link = re.search(r'<a class="join-link" href="([^"]+)"', roster).group(1)
+    assert join_link.startswith(system["api"] + "/join#")
+
     agent = subprocess.run(
-        [str(BIN / "classroom-capture"), "--server", system["api"], "--token", system["token"],
-         "--student", "alice", "--source", str(frames_dir), "--rate", "20", "--detector", DETECTOR,
-         "--consent", "--outbox", str(tmp_path / "outbox.db")],
+        [str(BIN / "classroom-capture"), "--join-link", join_link, "--source", str(frames_dir), "--rate", "20",
+         "--detector", DETECTOR, "--consent", "--outbox", str(tmp_path / "outbox.db")],
         env=system["env"], capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert agent.returncode == 0, agent.stderr
@@ -114,10 +125,10 @@ def test_faces_in_frames_reach_the_teacher_with_the_models_emotions(system, tmp_
     assert [r.emotion for r in series] == expected
     assert [r.face_count == 0 for r in series] == [e is None for e in expected]  # no face = absence
 
-    session = _login(system["dashboard"])
     students = session.get(f"{system['dashboard']}/api/classes/e2e/students", timeout=10).json()
     alice = next(s for s in students["students"] if s["student_id"] == "alice")
-    assert alice["emotion"] == expected[-1]
+    shown = current_emotion(series[-1], series, window=60, min_confidence=0.5)  # the dashboard's defaults
+    assert alice["emotion"] == (shown.label if shown else None)  # the window mean, not the last crop's
     assert alice["face_present"] is (expected[-1] is not None)
 
     # privacy: no crop bytes are left in Redis once every observation is predicted

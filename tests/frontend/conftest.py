@@ -26,13 +26,12 @@ def app(redis_url, crop_store_server):
 
 @pytest.fixture
 def classes(redis_client):
-    """alice owns class 7b, bob owns class 8a; returns their agent tokens."""
+    """alice owns class 7b, bob owns class 8a (no students enrolled yet); returns {class id: owner}."""
     accounts.create_teacher(redis_client, "alice", PASSWORD)
     accounts.create_teacher(redis_client, "bob", PASSWORD)
-    return {
-        "7b": accounts.create_class(redis_client, "alice", "7b", "Class 7b"),
-        "8a": accounts.create_class(redis_client, "bob", "8a", "Class 8a"),
-    }
+    accounts.create_class(redis_client, "alice", "7b", "Class 7b")
+    accounts.create_class(redis_client, "bob", "8a", "Class 8a")
+    return {"7b": "alice", "8a": "bob"}
 
 
 @pytest.fixture

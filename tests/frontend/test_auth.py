@@ -119,7 +119,7 @@ def test_secret_key_is_required_outside_development():
     with pytest.raises(config.ConfigError, match="SECRET_KEY"):
         config.from_env({"DASHBOARD_ENV": "production"})
     assert config.from_env({"DASHBOARD_ENV": "development"})["SECRET_KEY"]
-    assert config.from_env({"SECRET_KEY": "k"})["SESSION_COOKIE_SECURE"] is True
+    assert config.from_env({"SECRET_KEY": "0123456789abcdef" * 4})["SESSION_COOKIE_SECURE"] is True
 
 
 def test_api_errors_are_json(alice):
@@ -130,7 +130,7 @@ def test_api_errors_are_json(alice):
 def test_throttle_uses_the_client_address_behind_a_trusted_proxy(redis_url, classes):
     from classroom_dashboard import create_app
 
-    app = create_app({"SECRET_KEY": "t", "REDIS_URL": redis_url, "TRUSTED_PROXIES": 1, "LOGIN_MAX_ATTEMPTS": 1})
+    app = create_app({"SECRET_KEY": "t", "REDIS_URL": redis_url, "TRUSTED_PROXY_HOPS": 1, "LOGIN_MAX_ATTEMPTS": 1})
     client = app.test_client()
     page = client.get("/auth/login", headers={"X-Forwarded-For": "10.0.0.7"})
     token = csrf_from(page.get_data(as_text=True))
@@ -141,3 +141,83 @@ def test_throttle_uses_the_client_address_behind_a_trusted_proxy(redis_url, clas
     # that address is locked out; another client behind the same proxy is not
     assert client.post("/auth/login", data=data, headers={"X-Forwarded-For": "10.0.0.7"}).status_code == 401
     assert client.post("/auth/login", data=data, headers={"X-Forwarded-For": "10.0.0.8"}).status_code == 302
+
+
+def _login_from(client, address: str, username: str, password: str, **headers):
+    """A login POST as the client at `address` (the socket's peer address)."""
+    environ = {"REMOTE_ADDR": address}
+    page = client.get("/auth/login", environ_base=environ, headers=headers)
+    data = {"username": username, "password": password, "csrf_token": csrf_from(page.get_data(as_text=True))}
+    return client.post("/auth/login", data=data, environ_base=environ, headers=headers)
+
+
+def test_failures_for_a_username_from_one_client_do_not_lock_its_teacher_out_elsewhere(app, classes):
+    attacker, teacher = app.test_client(), app.test_client()
+    for _ in range(10):  # far past LOGIN_MAX_ATTEMPTS (3 in the test config)
+        _login_from(attacker, "203.0.113.66", "alice", "guess")
+    # the attacker's own tries are refused, even with the right password ...
+    refused = _login_from(attacker, "203.0.113.66", "alice", PASSWORD)
+    assert refused.status_code == 401 and "Too many failed attempts" in refused.get_data(as_text=True)
+    # ... the teacher, from her own address, logs in as usual
+    assert _login_from(teacher, "198.51.100.7", "alice", PASSWORD).status_code == 302
+
+
+def test_one_client_guessing_many_usernames_is_locked_out(app, classes):
+    attacker = app.test_client()
+    for i in range(12):  # 4 x LOGIN_MAX_ATTEMPTS failures, each username only once
+        assert _login_from(attacker, "203.0.113.66", f"user{i}", "guess").status_code == 401
+    assert "Too many failed attempts" in _login_from(attacker, "203.0.113.66", "bob", PASSWORD).get_data(as_text=True)
+    assert _login_from(app.test_client(), "198.51.100.7", "bob", PASSWORD).status_code == 302
+
+
+def test_successful_logins_do_not_use_up_the_address_budget(app, classes):
+    # A school's teachers behind one NAT address all log in in the morning: none is refused.
+    for _ in range(15):  # more than the address's budget of 12 failures
+        assert _login_from(app.test_client(), "192.0.2.1", "alice", PASSWORD).status_code == 302
+
+
+def test_forwarded_for_from_an_untrusted_client_is_ignored(app, classes):
+    # TRUSTED_PROXY_HOPS=0 (the default): X-Forwarded-For is the client's own invention, so an
+    # attacker cannot escape the throttle by claiming a new address on each try
+    attacker = app.test_client()
+    for i in range(4):
+        _login_from(attacker, "203.0.113.66", "alice", "guess", **{"X-Forwarded-For": f"198.51.100.{i}"})
+    answer = _login_from(attacker, "203.0.113.66", "alice", PASSWORD, **{"X-Forwarded-For": "198.51.100.99"})
+    assert "Too many failed attempts" in answer.get_data(as_text=True)
+    # nor frame someone else: the address it named is not locked
+    assert _login_from(app.test_client(), "198.51.100.0", "alice", PASSWORD).status_code == 302
+
+
+def test_an_ipv6_client_counts_as_its_slash_64(app, classes):
+    # one host usually owns a whole /64: new addresses in it are not new clients
+    attacker = app.test_client()
+    for i in range(4):
+        _login_from(attacker, f"2001:db8:1:2::{i + 1:x}", "alice", "guess")
+    answer = _login_from(attacker, "2001:db8:1:2::ffff", "alice", PASSWORD)
+    assert "Too many failed attempts" in answer.get_data(as_text=True)
+    assert _login_from(app.test_client(), "2001:db8:1:3::1", "alice", PASSWORD).status_code == 302
+
+
+def test_trusted_proxy_hops_takes_the_address_the_proxy_saw(redis_url, classes):
+    from classroom_dashboard import create_app
+
+    config = {"SECRET_KEY": "t", "REDIS_URL": redis_url, "TRUSTED_PROXY_HOPS": 1, "LOGIN_MAX_ATTEMPTS": 2}
+    app = create_app(config)
+    proxy = "10.0.0.2"  # every request arrives from the proxy; X-Forwarded-For names the client
+    for _ in range(5):
+        _login_from(app.test_client(), proxy, "alice", "guess", **{"X-Forwarded-For": "203.0.113.66"})
+    # a client that forges a header in front of the proxy's own entry gains nothing: the last hop counts
+    forged = {"X-Forwarded-For": "198.51.100.7, 203.0.113.66"}
+    assert "Too many" in _login_from(app.test_client(), proxy, "alice", PASSWORD, **forged).get_data(as_text=True)
+    ok = _login_from(app.test_client(), proxy, "alice", PASSWORD, **{"X-Forwarded-For": "198.51.100.7"})
+    assert ok.status_code == 302
+
+
+def test_the_old_setting_name_is_refused_with_its_new_name():
+    import pytest
+    from classroom_dashboard import config
+
+    with pytest.raises(config.ConfigError, match="TRUSTED_PROXY_HOPS"):
+        config.from_env({"DASHBOARD_ENV": "development", "TRUSTED_PROXIES": "1"})
+    assert config.from_env({"DASHBOARD_ENV": "development", "TRUSTED_PROXY_HOPS": "1"})["TRUSTED_PROXY_HOPS"] == 1
+    assert config.from_env({"DASHBOARD_ENV": "development"})["TRUSTED_PROXY_HOPS"] == 0

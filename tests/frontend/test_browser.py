@@ -8,6 +8,7 @@ to refresh the README's screenshot.
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from pathlib import Path
 
@@ -35,12 +36,16 @@ pytestmark = [
 ]
 
 
+#: The dashboard's SECRET_KEY in these tests: random per run, known to tests that seal credentials.
+SECRET_KEY = secrets.token_hex(32)
+
+
 @pytest.fixture
 def server(redis_url, tmp_path):
     port = free_port()
     env = {
         "REDIS_URL": redis_url,
-        "SECRET_KEY": "browser-test-secret",
+        "SECRET_KEY": SECRET_KEY,
         "DASHBOARD_ENV": "production",
         "SESSION_COOKIE_SECURE": "0",  # plain HTTP on loopback; production behind TLS keeps it on
         "SSE_BLOCK_MS": "1000",
@@ -142,7 +147,7 @@ def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
             page.wait_for_url(f"{server}/classes/7b/students/gus")
             expect(page.locator("svg.timeline polyline")).to_have_count(1)
             expect(page.locator("svg.timeline rect.band-absent").first).to_be_attached()
-            expect(page.locator("svg.distribution rect.bar")).to_have_count(7)
+            expect(page.locator("svg.distribution rect.bar")).to_have_count(8)  # 7 emotions + uncertain
             page.screenshot(path=str(tmp_path / "student.png"), full_page=True)
             page.once("dialog", lambda dialog: dialog.accept())
             page.click("button.danger")

@@ -18,7 +18,7 @@ def test_json_roster_has_the_latest_result_per_student(alice, redis_client):
     now = time.time()
     write(
         redis_client,
-        result(student_id="s1", at=now - 5, emotion="sad"),
+        result(student_id="s1", at=now - 90, emotion="sad"),  # outside the 60 s emotion window
         result(student_id="s1", at=now - 1, emotion="happy", yaw=3),
         result(student_id="s2", at=now - 2, present=False),
     )
@@ -119,7 +119,9 @@ def test_student_page_has_timeline_and_emotion_chart(alice, redis_client):
     )
     page = alice.get("/classes/7b/students/s1").get_data(as_text=True)
     assert '<svg class="timeline"' in page and 'class="band-absent"' in page
-    assert '<svg class="distribution"' in page and "happy: 67%" in page  # 20 of the 30 with a face
+    # the current emotion as of each of the 30 with a face (window 60 s = the last 3): sad alone, then
+    # sad+happy (a tie below 50%: uncertain), then always 2 happy + 1 sad (happy): 28 of 30
+    assert '<svg class="distribution"' in page and "happy: 93%" in page and "uncertain: 3%" in page
     assert alice.get("/classes/7b/students/nobody").status_code == 404
 
 
@@ -163,13 +165,12 @@ def test_delete_student_also_erases_their_queued_work(alice, redis_client, crop_
     write(redis_client, result(student_id="s1"))
     crop = encode_crop(np.full((48, 48), 7, np.uint8).tobytes())
     batch = ObservationBatch(
-        student_id="s1",
         observations=[
             Observation(observation_id=uuid.uuid4(), captured_at=time.time(), face_count=1, crop=crop) for _ in range(2)
         ],
     )
     queue = inference_queue(redis_client)
-    outcome = ingest(redis_client, queue, "7b", batch, Settings(), crop_store)
+    outcome = ingest(redis_client, queue, "7b", "s1", batch, Settings(), crop_store)
     assert crop_store.exists(keys.crops(outcome.batch_id)) and queue.job_ids == [outcome.batch_id]
     page = alice.get("/classes/7b/students/s1").get_data(as_text=True)
     assert alice.post("/classes/7b/students/s1/delete", data={"csrf_token": csrf_from(page)}).status_code == 302

@@ -1,10 +1,9 @@
-"""Lessons (start, stop, lesson CSV), class tokens from the UI, the admin page and the class timeline."""
+"""Lessons (start, stop, lesson CSV), class creation from the UI, the admin page and the class timeline."""
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 import time
 
 import pytest
@@ -13,8 +12,6 @@ from classroom_dashboard import accounts, create_app, lessons
 from classroom_dashboard.timeline import BUCKETS, class_timeline
 
 from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
-
-TOKEN = re.compile(r'<code class="token" id="class-token">([^<]+)</code>')
 
 
 def _csrf(client, path: str = "/") -> str:
@@ -91,61 +88,42 @@ def test_other_teacher_cannot_start_or_stop_alices_lesson(client, classes, redis
     assert client.get(f"/classes/7b/export.csv?lesson={lesson['lesson_id']}").status_code == 403
 
 
-# --- class tokens ----------------------------------------------------------------------------
+# --- classes ---------------------------------------------------------------------------------
 
 
-def test_create_class_shows_its_token_once(alice, redis_client):
+def test_create_class_opens_its_roster(alice, redis_client):
     response = alice.post("/classes", data={"csrf_token": _csrf(alice), "name": "Class 9c · Biology", "class_id": "9c"})
-    assert response.status_code == 201
-    token = TOKEN.search(response.get_data(as_text=True)).group(1)
-    assert store.class_for_token(redis_client, token) == "9c"
+    assert response.status_code == 303 and response.headers["Location"].endswith("/classes/9c/roster")
     assert store.class_info(redis_client, "9c")["owner"] == "alice"
-    assert token not in str(redis_client.hgetall(keys.class_meta("9c")))  # stored hashed only
-
-    for page in ("/", "/classes/9c"):  # never shown again
-        html = alice.get(page).get_data(as_text=True)
-        assert token not in html and 'id="class-token"' not in html
+    assert store.enrolled_students(redis_client, "9c") == []
     assert "Class 9c · Biology" in alice.get("/").get_data(as_text=True)
-    assert token[:12] not in alice.get_cookie("classroom_session").value  # not parked in the cookie
+    assert 'id="roster-link"' in alice.get("/classes/9c").get_data(as_text=True)
 
     again = alice.post("/classes", data={"csrf_token": _csrf(alice), "name": "x", "class_id": "9c"})
     assert again.status_code == 302 and "already exists" in alice.get("/").get_data(as_text=True)
+    assert store.class_info(redis_client, "9c")["name"] == "Class 9c · Biology"
     bad = alice.post("/classes", data={"csrf_token": _csrf(alice), "name": "x", "class_id": "../x"})
     assert bad.status_code == 302 and store.class_info(redis_client, "../x") is None
 
 
-def test_rotating_the_token_invalidates_the_old_one(alice, classes, redis_client):
-    old = classes["7b"]
-    assert store.class_for_token(redis_client, old) == "7b"
-    page = alice.get("/classes/7b").get_data(as_text=True)
-    assert 'id="rotate-token"' in page and "data-confirm=" in page
-    response = alice.post("/classes/7b/token", data={"csrf_token": csrf_from(page)})
-    assert response.status_code == 200
-    new = TOKEN.search(response.get_data(as_text=True)).group(1)
-    assert new != old
-    assert store.class_for_token(redis_client, old) is None
-    assert store.class_for_token(redis_client, new) == "7b"
-    assert new not in alice.get("/classes/7b").get_data(as_text=True)
-
-
-def test_other_teacher_cannot_rotate_alices_token(client, classes, redis_client):
-    login(client, "bob")
-    assert client.post("/classes/7b/token", data={"csrf_token": _csrf(client)}).status_code == 403
-    assert store.class_for_token(redis_client, classes["7b"]) == "7b"
-
-
 @pytest.mark.parametrize(
     "path",
-    ["/classes", "/classes/7b/token", "/classes/7b/lessons/start", "/classes/7b/lessons/stop", "/admin/teachers"],
+    [
+        "/classes",
+        "/classes/7b/roster",
+        "/classes/7b/lessons/start",
+        "/classes/7b/lessons/stop",
+        "/admin/teachers",
+    ],
 )
 def test_new_posts_need_the_csrf_token(client, classes, redis_client, path):
     accounts.create_teacher(redis_client, "root", PASSWORD, admin=True)
     login(client, "root")
     lessons_before = redis_client.zcard(keys.class_lessons("7b"))
-    form = {"name": "x", "class_id": "zz", "username": "eve", "password": PASSWORD}
+    form = {"name": "x", "class_id": "zz", "username": "eve", "password": PASSWORD, "student_id": "eve"}
     assert client.post(path, data=form).status_code == 400
     assert client.post(path, data={**form, "csrf_token": "forged"}).status_code == 400
-    assert store.class_for_token(redis_client, classes["7b"]) == "7b"
+    assert store.enrolled_students(redis_client, "7b") == []
     assert store.class_info(redis_client, "zz") is None
     assert redis_client.zcard(keys.class_lessons("7b")) == lessons_before
     assert accounts.get_teacher(redis_client, "eve") is None
@@ -225,7 +203,7 @@ def test_class_timeline_page_has_both_charts(alice, redis_client):
     assert html.count('<g class="bucket">') == BUCKETS and html.count('<g class="mix-bucket">') == BUCKETS
     assert "<polyline" in html and 'class="absent"' in html and 'class="present"' in html
     assert 'class="mix emo-happy"' in html and 'class="mix emo-sad"' in html
-    assert "class attention" in html and "share of faces" in html  # legend and axis titles
+    assert "class attention" in html and "share of students" in html  # legend and axis titles
     assert "2 present, 1 absent" in html  # last bucket
 
     lesson = lessons.start_lesson(redis_client, "7b", "alice", now=now - 600)

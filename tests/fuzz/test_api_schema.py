@@ -1,6 +1,6 @@
 """Schema-driven fuzzing of the live ingest API from its own OpenAPI document (schemathesis).
 
-A real `classroom-api` on a free loopback port, a real Redis, a registered class token. Every
+A real `classroom-api` on a free loopback port, a real Redis, an enrolled student's credential. Every
 operation of /openapi.json gets schema-valid (positive) and schema-invalid (negative) requests;
 every answer must be documented (status, content type, body schema, headers), never a 5xx, never a
 hang, and every rejection a 4xx with a JSON `detail`. Then mutations of real, valid batches (real
@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import collections
 import json
-import secrets
 import time
 import uuid
 
 import pytest
-import redis
 import requests
 import schemathesis
-from classroom_contract import store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from inference.support import Api, fer_faces, observation
+from inference.support import Api, fer_faces, new_class, observation
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -49,11 +46,8 @@ def _settings(examples: int):
 
 @pytest.fixture(scope="module")
 def live(redis_server, tmp_path_factory):
-    """(api url, class token): a real API, rate limit off so every request reaches validation."""
-    client = redis.Redis.from_url(redis_server)
-    token = secrets.token_urlsafe(32)
-    store.register_class(client, f"fuzz-{secrets.token_hex(3)}", "Fuzz", "teacher", token)
-    client.close()
+    """(api url, credential): a real API, rate limit off so every request reaches validation."""
+    token = new_class(redis_server, "fuzz", name="Fuzz").credential("s1")
     api = Api(tmp_path_factory.mktemp("fuzz-api"), redis_server, rate_limit_per_minute=0, log_level="WARNING")
     yield api.url, token
     api.stop()
@@ -109,9 +103,7 @@ def test_every_operation_answers_as_documented(live):
 
 
 # One real batch (three FER2013 crops and an absence), fixed so that hypothesis can replay examples.
-REAL_BATCH = json.dumps(
-    {"student_id": "s1", "observations": [observation(f) for f in fer_faces(3)] + [observation(None)]}
-)
+REAL_BATCH = json.dumps({"observations": [observation(f) for f in fer_faces(3)] + [observation(None)]})
 
 
 @_settings(150)
@@ -142,7 +134,7 @@ def test_an_infinite_or_far_future_capture_time_is_refused(live, redis_server, c
     # found by the fuzzing above: 1e999 parses to infinity and was accepted (200), then broke the
     # class page, JSON roster and CSV of the whole class (500) and pinned the student's "latest"
     url, token = live
-    body = '{"student_id":"s1","observations":[{"observation_id":"%s","captured_at":%s,"face_count":0}]}'
+    body = '{"observations":[{"observation_id":"%s","captured_at":%s,"face_count":0}]}'
     response = requests.post(
         url + "/v1/observations",
         data=body % (uuid.uuid4(), captured_at),

@@ -179,10 +179,7 @@ EDGE_VALUES = st.sampled_from(
 @st.composite
 def mutated_batches(draw) -> str:
     """A valid batch with a few fields removed, replaced or added, at either level."""
-    batch = {
-        "student_id": draw(st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)),
-        "observations": [_valid_observation(draw) for _ in range(draw(st.integers(1, 3)))],
-    }
+    batch = {"observations": [_valid_observation(draw) for _ in range(draw(st.integers(1, 3)))]}
     for _ in range(draw(st.integers(1, 4))):
         level = draw(st.sampled_from(["batch", "observation", "observations"]))
         if level == "observations":
@@ -196,6 +193,7 @@ def mutated_batches(draw) -> str:
                 continue
             field = draw(st.sampled_from(OBSERVATION_FIELDS))
         elif level == "batch":
+            # "student_id": a body may not name a student (the credential does); it must be refused
             target, field = batch, draw(st.sampled_from(["student_id", "observations", "surplus"]))
         else:
             continue
@@ -214,7 +212,7 @@ def test_mutated_valid_batches_are_a_batch_or_a_validation_error(text):
 
 
 def test_a_batch_never_carries_an_infinite_capture_time():
-    text = json.dumps({"student_id": "s1", "observations": [_absence()]}).replace('"CAPTURED"', "1e999")
+    text = json.dumps({"observations": [_absence()]}).replace('"CAPTURED"', "1e999")
     batch = _validate(text)
     assert batch is None or all(math.isfinite(o.captured_at) for o in batch.observations)
 
@@ -227,7 +225,7 @@ def _absence() -> dict:
 @given(st.lists(st.composite(_valid_observation)(), min_size=1, max_size=MAX_OBSERVATIONS_PER_REQUEST))
 def test_unmutated_batches_always_validate(observations):
     # the generator behind mutated_batches() is sound: unmutated, every batch it makes is accepted
-    assert _validate(json.dumps({"student_id": "s1", "observations": observations})) is not None
+    assert _validate(json.dumps({"observations": observations})) is not None
 
 
 # --- FER2013 CSV rows ------------------------------------------------------------------------

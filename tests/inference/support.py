@@ -174,17 +174,44 @@ def stack(redis_server, tmp_path_factory):
     api.stop()
 
 
-@pytest.fixture
-def class_token(redis_server):
-    """A freshly registered class: (class_id, token)."""
+@dataclass
+class EnrolledClass:
+    """A registered class whose students are enrolled on first use, each with their own credential."""
+
+    redis_url: str
+    class_id: str
+    credentials: dict
+
+    def credential(self, student_id: str = "s1") -> str:
+        """The credential of `student_id`, enrolling them (display name = id) the first time."""
+        if student_id not in self.credentials:
+            import redis
+            from classroom_contract import store, tokens
+
+            client = redis.Redis.from_url(self.redis_url)
+            credential = tokens.new_credential()
+            store.enrol_student(client, self.class_id, student_id, student_id, credential)
+            client.close()
+            self.credentials[student_id] = credential
+        return self.credentials[student_id]
+
+
+def new_class(redis_url: str, prefix: str = "class", name: str = "Test class") -> EnrolledClass:
+    """Register a fresh class (random id) with no students yet."""
     import redis
     from classroom_contract import store
 
-    client = redis.Redis.from_url(redis_server)
-    class_id, token = f"class-{secrets.token_hex(4)}", secrets.token_urlsafe(32)
-    store.register_class(client, class_id, "Test class", "teacher", token)
+    client = redis.Redis.from_url(redis_url)
+    class_id = f"{prefix}-{secrets.token_hex(4)}"
+    store.create_class(client, class_id, name, "teacher")
     client.close()
-    return class_id, token
+    return EnrolledClass(redis_url, class_id, {})
+
+
+@pytest.fixture
+def klass(redis_server) -> EnrolledClass:
+    """A freshly registered class; `klass.credential("s1")` enrols s1 and gives their credential."""
+    return new_class(redis_server)
 
 
 @pytest.fixture(scope="session")

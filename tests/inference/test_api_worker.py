@@ -22,17 +22,15 @@ def _results(client, class_id, student_id):
     return {r.observation_id: r for r in store.student_series(client, class_id, student_id)}
 
 
-def test_faces_are_predicted_like_the_local_model_and_absences_stored(
-    stack, class_token, redis_server, local_predictor
-):
+def test_faces_are_predicted_like_the_local_model_and_absences_stored(stack, klass, redis_server, local_predictor):
     api, _ = stack
-    class_id, token = class_token
+    class_id = klass.class_id
     client = redis.Redis.from_url(redis_server)
     faces = fer_faces(6)
     t0 = round(time.time()) - 100.0  # inside the retention window, or the store trims it at once
     observations = [observation(face, captured_at=t0 + i, head_yaw=5.0 * i) for i, face in enumerate(faces)]
     observations.append(observation(None, captured_at=t0 + 10))
-    answer = post(api.url + "/v1/observations", {"student_id": "s1", "observations": observations}, token)
+    answer = post(api.url + "/v1/observations", {"observations": observations}, klass.credential("s1"))
     assert answer.status == 200, answer.body
     assert answer.body == {"accepted": 7, "duplicates": 0}
 
@@ -55,17 +53,17 @@ def test_faces_are_predicted_like_the_local_model_and_absences_stored(
     client.close()
 
 
-def test_resent_observations_are_accepted_once(stack, class_token, redis_server):
+def test_resent_observations_are_accepted_once(stack, klass, redis_server):
     api, _ = stack
-    class_id, token = class_token
+    class_id = klass.class_id
     client = redis.Redis.from_url(redis_server)
     faces = fer_faces(3, offset=10)
     first = [observation(f) for f in faces[:2]] + [observation(None)]
     url = api.url + "/v1/observations"
-    assert post(url, {"student_id": "s2", "observations": first}, token).body == {"accepted": 3, "duplicates": 0}
+    assert post(url, {"observations": first}, klass.credential("s2")).body == {"accepted": 3, "duplicates": 0}
     # resend everything plus one new face, and the new face twice within the request
     extra = observation(faces[2])
-    again = post(url, {"student_id": "s2", "observations": [*first, extra, extra]}, token)
+    again = post(url, {"observations": [*first, extra, extra]}, klass.credential("s2"))
     assert again.status == 200 and again.body == {"accepted": 1, "duplicates": 4}
     wait_until(lambda: len(_results(client, class_id, "s2")) == 4, timeout=30, what="4 results")
     time.sleep(0.5)  # a double count would show up as a 5th series entry
@@ -74,23 +72,24 @@ def test_resent_observations_are_accepted_once(stack, class_token, redis_server)
     client.close()
 
 
-def test_bad_token_is_401(stack, class_token):
+def test_bad_credential_is_401(stack, klass):
     api, _ = stack
-    body = {"student_id": "s3", "observations": [observation(None)]}
+    body = {"observations": [observation(None)]}
     missing = post(api.url + "/v1/observations", body)
     assert missing.status == 401 and "detail" in missing.body
-    unknown = post(api.url + "/v1/observations", body, token="not-a-class-token")
-    assert unknown.status == 401 and unknown.body["detail"]
-    assert unknown.headers.get("www-authenticate") == "Bearer"
+    for wrong in ("not-a-credential", "0" * 16):  # malformed; well-formed but never issued
+        unknown = post(api.url + "/v1/observations", body, token=wrong)
+        assert unknown.status == 401 and unknown.body["detail"]
+        assert unknown.headers.get("www-authenticate") == "Bearer"
 
 
-def test_oversized_body_is_413(stack, class_token):
+def test_oversized_body_is_413(stack, klass):
     api, _ = stack
-    _, token = class_token
     faces = fer_faces(64)
-    body = {"student_id": "s4", "observations": [observation(f) for f in faces]}  # ~200 kB JSON of valid crops
+    token = klass.credential("s4")
+    body = {"observations": [observation(f) for f in faces]}  # ~200 kB JSON of valid crops
     assert len(json.dumps(body)) > 200_000
-    big = {"student_id": "s4", "observations": body["observations"] + [observation(f) for f in faces[:40]]}
+    big = {"observations": body["observations"] + [observation(f) for f in faces[:40]]}
     answer = post(api.url + "/v1/observations", json.dumps(big).encode(), token)  # over the 300 kB limit
     assert answer.status == 413, answer.body
     assert "detail" in answer.body
@@ -107,18 +106,15 @@ def test_oversized_body_is_413(stack, class_token):
 @pytest.mark.parametrize(
     "body",
     [
-        b"{not json",
-        {"student_id": "s5"},
-        {"student_id": "s5", "observations": []},
-        {"student_id": "s 5/..", "observations": [{"observation_id": "x", "captured_at": 1, "face_count": 0}]},
+        {},
+        {"observations": []},
+        {"observations": [{"observation_id": "x", "captured_at": 1, "face_count": 0}]},
         {
-            "student_id": "s5",
             "observations": [
                 {"observation_id": "00000000-0000-4000-8000-000000000000", "captured_at": 1, "face_count": 1}
-            ],
-        },  # face without crop
+            ]
+        },
         {
-            "student_id": "s5",
             "observations": [
                 {
                     "observation_id": "00000000-0000-4000-8000-000000000000",
@@ -128,25 +124,42 @@ def test_oversized_body_is_413(stack, class_token):
                 }
             ],
         },  # not 48x48
+        # the student comes from the credential only: a body naming one is refused
+        {"student_id": "s5", "observations": [observation(None)]},
     ],
-    ids=["not-json", "no-observations", "empty", "bad-ids", "face-without-crop", "short-crop"],
+    ids=["no-observations", "empty", "bad-ids", "face-without-crop", "short-crop", "student-in-body"],
 )
-def test_malformed_body_is_422_and_stores_nothing(stack, class_token, redis_server, body):
+def test_malformed_body_is_422_and_stores_nothing(stack, klass, redis_server, body):
     api, _ = stack
-    class_id, token = class_token
-    answer = post(api.url + "/v1/observations", body if isinstance(body, bytes) else body, token)
+    answer = post(api.url + "/v1/observations", body, klass.credential("s5"))
     assert answer.status == 422, answer.body
     assert answer.body["detail"]
     client = redis.Redis.from_url(redis_server)
-    assert client.xlen(keys.class_events(class_id)) == 0
+    assert client.xlen(keys.class_events(klass.class_id)) == 0
     client.close()
 
 
-def test_redis_down_is_503_with_retry_after(tmp_path, class_token):
+@pytest.mark.parametrize(
+    "body", [b"{not json", b"", b"\xff\xfe", b'{"observations": [1,'], ids=["garbage", "empty", "binary", "cut"]
+)
+def test_body_that_is_not_json_is_400_as_documented(stack, klass, redis_server, body):
+    """Issue 14, finding 15: the API docs promise 400 for a body that is not JSON; it answered 422."""
+    api, _ = stack
+    answer = post(api.url + "/v1/observations", body, klass.credential("s5"))
+    assert answer.status == 400, answer.body
+    assert answer.body["detail"]
+    documented = get(api.url + "/openapi.json").body["paths"]["/v1/observations"]["post"]["responses"]
+    assert "400" in documented
+    client = redis.Redis.from_url(redis_server)
+    assert client.xlen(keys.class_events(klass.class_id)) == 0
+    client.close()
+
+
+def test_redis_down_is_503_with_retry_after(tmp_path, klass):
     dead = f"redis://127.0.0.1:{free_port()}/0"
     api = Api(tmp_path, dead, retry_after_s=7, redis_timeout_s=0.5)
     try:
-        answer = post(api.url + "/v1/observations", {"student_id": "s6", "observations": [observation(None)]}, "t")
+        answer = post(api.url + "/v1/observations", {"observations": [observation(None)]}, "0" * 16)
         assert answer.status == 503 and answer.headers.get("retry-after") == "7", answer
         ready = get(api.url + "/readyz")
         assert ready.status == 503 and ready.body["redis"] is False and ready.body["model"] is True
@@ -154,11 +167,11 @@ def test_redis_down_is_503_with_retry_after(tmp_path, class_token):
         api.stop()
 
 
-def test_probes_metrics_and_docs(stack, class_token, redis_server):
+def test_probes_metrics_and_docs(stack, klass, redis_server):
     api, worker = stack
-    class_id, token = class_token
+    class_id = klass.class_id
     client = redis.Redis.from_url(redis_server)
-    post(api.url + "/v1/observations", {"student_id": "s8", "observations": [observation(fer_faces(1)[0])]}, token)
+    post(api.url + "/v1/observations", {"observations": [observation(fer_faces(1)[0])]}, klass.credential("s8"))
     wait_until(lambda: len(_results(client, class_id, "s8")) == 1, timeout=30, what="1 result")
     client.close()
     assert get(api.url + "/healthz").body == {"status": "ok"}
@@ -183,12 +196,13 @@ def test_api_process_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
-def test_concurrent_resends_are_counted_once(stack, class_token, redis_server):
+def test_concurrent_resends_are_counted_once(stack, klass, redis_server):
     from concurrent.futures import ThreadPoolExecutor
 
     api, _ = stack
-    class_id, token = class_token
-    body = {"student_id": "s7", "observations": [observation(f) for f in fer_faces(4, offset=30)]}
+    class_id = klass.class_id
+    body = {"observations": [observation(f) for f in fer_faces(4, offset=30)]}
+    token = klass.credential("s7")
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: post(api.url + "/v1/observations", body, token), range(6)))
     assert all(a.status == 200 for a in answers), [a.body for a in answers]
@@ -196,6 +210,6 @@ def test_concurrent_resends_are_counted_once(stack, class_token, redis_server):
     assert sum(a.body["duplicates"] for a in answers) == 20
     client = redis.Redis.from_url(redis_server)
     wait_until(lambda: len(_results(client, class_id, "s7")) == 4, timeout=30, what="4 results")
-    seen_ttl = client.ttl(keys.seen(body["observations"][0]["observation_id"]))
+    seen_ttl = client.ttl(keys.seen(class_id, "s7", body["observations"][0]["observation_id"]))
     assert 0 < seen_ttl <= 86400
     client.close()

@@ -41,8 +41,8 @@ def _queue_batches(redis_client, crop_store, settings, n: int, crops_each: int =
     faces, metas = {}, []
     for i in range(n):
         crops = fer_faces(crops_each, offset=20 + crops_each * i)
-        batch = ObservationBatch(student_id=f"s{i}", observations=[observation(c) for c in crops])
-        outcome = ingest(redis_client, queue, "c1", batch, settings, crop_store)
+        batch = ObservationBatch(observations=[observation(c) for c in crops])
+        outcome = ingest(redis_client, queue, "c1", f"s{i}", batch, settings, crop_store)
         metas.append(queue.fetch_job(outcome.batch_id).kwargs["meta"])
         faces.update({str(o.observation_id): c for o, c in zip(batch.observations, crops, strict=True)})
     return metas, faces

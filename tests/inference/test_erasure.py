@@ -80,37 +80,52 @@ def _fail_one_job(redis_url: str) -> None:
         client.close()
 
 
-def test_erased_student_never_comes_back(redis_url, redis_client, crop_store, class_token, tmp_path):
-    class_id, token = class_token
+def test_erased_student_never_comes_back(redis_url, redis_client, crop_store, klass, tmp_path):
+    class_id = klass.class_id
     gone, stays = f"gone-{secrets.token_hex(3)}", f"stays-{secrets.token_hex(3)}"
+    token, classmate = klass.credential(gone), klass.credential(stays)
     api = Api(tmp_path, redis_url, job_retry_intervals="[]")
     url = api.url + "/v1/observations"
     faces = fer_faces(8, offset=300)
     try:
         # a batch that fails (failed registry), then two queued batches and a stored absence
-        assert post(url, {"student_id": gone, "observations": [observation(faces[0])]}, token).status == 200
+        assert post(url, {"observations": [observation(faces[0])]}, token).status == 200
         _fail_one_job(redis_url)
         failed = inference_queue(redis_client).failed_job_registry
         assert failed.count == 1
         for i in (1, 3):
-            body = {"student_id": gone, "observations": [observation(faces[i]), observation(faces[i + 1])]}
+            body = {"observations": [observation(faces[i]), observation(faces[i + 1])]}
             assert post(url, body, token).body == {"accepted": 2, "duplicates": 0}
-        assert post(url, {"student_id": gone, "observations": [observation(None)]}, token).status == 200
-        assert post(url, {"student_id": stays, "observations": [observation(faces[5])]}, token).status == 200
+        assert post(url, {"observations": [observation(None)]}, token).status == 200
+        assert post(url, {"observations": [observation(faces[5])]}, classmate).status == 200
         before = _mentions(redis_client, crop_store, gone.encode())
         assert before and store.latest_results(redis_client, class_id)[gone]
         assert redis_client.llen(keys.pending_batches()) == 3 and redis_client.llen(RQ_QUEUE) == 3
 
         erased = erase_student(redis_client, crop_store, class_id, gone)
-        tombstone = f"classroom:class:{class_id}:student:{gone}:erased".encode()  # the tombstone: a count
-        left = [k for k in _mentions(redis_client, crop_store, gone.encode()) if k != tombstone]
+        tombstone = keys.erasure_generation(class_id, gone).encode()  # the tombstone: a count
+        # the student stays enrolled (roster, credential: erasing data is not unenrolling), and the
+        # seen markers (observation id -> opaque batch id, expiring after DEDUP_TTL_SECONDS) stay so a
+        # resend of an erased observation is still a duplicate
+        enrolled = {keys.enrolment(class_id, gone).encode(), keys.class_enrolled(class_id).encode()}
+        enrolled |= {
+            k
+            for k in redis_client.scan_iter(keys.credential("*"))
+            if redis_client.hget(k, "student_id") == gone.encode()
+        }
+        seen = keys.seen(class_id, gone, "").encode()
+        left = [
+            k
+            for k in _mentions(redis_client, crop_store, gone.encode())
+            if k != tombstone and k not in enrolled and not k.startswith(seen)
+        ]
         assert not left, f"left after erasure: {left} (before: {before})"
         assert failed.count == 0 and len(crops_left()) == 1  # only the classmate's crop waits
         assert erased.batches == 3 and erased.crops_deleted == 3 and erased.stream_entries == 1
 
         # sent after the erasure: new data, kept
         later = observation(faces[6])
-        assert post(url, {"student_id": gone, "observations": [later]}, token).status == 200
+        assert post(url, {"observations": [later]}, token).status == 200
 
         worker = Worker(tmp_path, redis_url)
         try:
@@ -141,16 +156,16 @@ def test_erased_student_never_comes_back(redis_url, redis_client, crop_store, cl
     assert not crops_left() and failed.count == 0
 
 
-def test_a_second_erasure_also_drops_what_came_in_between(redis_client, crop_store, class_token):
+def test_a_second_erasure_also_drops_what_came_in_between(redis_client, crop_store, klass):
     """The tombstone is a generation: each erasure counts, work queued before the last one is dropped."""
     from classroom_contract import ObservationBatch
     from classroom_inference.ingest import ingest
 
-    class_id, _ = class_token
+    class_id = klass.class_id
     settings = Settings(coalesce_max_batches=0)
     queue = inference_queue(redis_client)
-    batch = ObservationBatch(student_id="twice", observations=[observation(f) for f in fer_faces(2)])
-    outcome = ingest(redis_client, queue, class_id, batch, settings, crop_store)
+    batch = ObservationBatch(observations=[observation(f) for f in fer_faces(2)])
+    outcome = ingest(redis_client, queue, class_id, "twice", batch, settings, crop_store)
     meta = queue.fetch_job(outcome.batch_id).kwargs["meta"]
     assert meta["generation"] == 0
     assert erase_student(redis_client, crop_store, class_id, "twice").generation == 1

@@ -53,8 +53,8 @@ def _everywhere(client, class_id: str, student_id: str) -> dict[str, bool]:
     }
 
 
-def test_expired_results_leave_every_view(redis_url, redis_client, class_token, tmp_path):
-    class_id, token = class_token
+def test_expired_results_leave_every_view(redis_url, redis_client, klass, tmp_path):
+    class_id = klass.class_id
     quiet_class = "quiet-class"  # nobody writes to it any more: only the sweep can clean it
     _write_as_of_then(redis_client, _old_result(quiet_class, "left-school", 8 * DAY))
     _write_as_of_then(redis_client, _old_result(class_id, "old", 8 * DAY))
@@ -65,8 +65,8 @@ def test_expired_results_leave_every_view(redis_url, redis_client, class_token, 
     try:
         url = api.url + "/v1/observations"
         late = observation(None, captured_at=time.time() - 8 * DAY)  # an outbox emptied 8 days late
-        assert post(url, {"student_id": "late", "observations": [late]}, token).status == 200
-        assert post(url, {"student_id": "now", "observations": [observation(None)]}, token).status == 200
+        assert post(url, {"observations": [late]}, klass.credential("late")).status == 200
+        assert post(url, {"observations": [observation(None)]}, klass.credential("now")).status == 200
         assert _everywhere(redis_client, class_id, "late") == dict.fromkeys(
             _everywhere(redis_client, class_id, "late"), False
         )

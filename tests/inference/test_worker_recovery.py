@@ -36,8 +36,8 @@ def _submit(redis_url: str, class_id: str, n: int, **settings) -> tuple[list[str
     """Ingest one batch of `n` real faces the way the API does; return observation ids and job id."""
     client, settings = redis.Redis.from_url(redis_url), Settings(redis_url=redis_url, **settings)
     crop_store = redis.Redis.from_url(settings.crop_store_url)
-    batch = ObservationBatch(student_id="s1", observations=[observation(f) for f in fer_faces(n, offset=200)])
-    outcome = ingest(client, inference_queue(client), class_id, batch, settings, crop_store)
+    batch = ObservationBatch(observations=[observation(f) for f in fer_faces(n, offset=200)])
+    outcome = ingest(client, inference_queue(client), class_id, "s1", batch, settings, crop_store)
     client.close()
     crop_store.close()
     return [str(o.observation_id) for o in batch.observations], outcome.batch_id

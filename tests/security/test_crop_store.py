@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import redis
-from classroom_contract import CROP_SIZE, store
+from classroom_contract import CROP_SIZE, store, tokens
 from inference.support import Api, Worker, get, observation, post, service_env
 from procs import BIN, Proc, free_port, start_redis, wait_until
 
@@ -88,8 +88,16 @@ def deployment(tmp_path):
     api = Api(logs, urls["redis_url"], **env)
     procs.append(api.proc)
     client = redis.Redis.from_url(urls["redis_url"])
-    class_id, token = f"disk-{secrets.token_hex(3)}", secrets.token_urlsafe(32)
-    store.register_class(client, class_id, "Class", "teacher", token)
+    class_id = f"disk-{secrets.token_hex(3)}"
+    store.create_class(client, class_id, "Class", "teacher")
+    enrolled: dict[str, str] = {}
+
+    def credential(student_id: str) -> str:
+        """The student's own credential, enrolling them on first use."""
+        if student_id not in enrolled:
+            enrolled[student_id] = tokens.new_credential()
+            store.enrol_student(client, class_id, student_id, student_id, enrolled[student_id])
+        return enrolled[student_id]
 
     def start_worker():
         worker = Worker(logs, urls["redis_url"], **env)
@@ -100,7 +108,7 @@ def deployment(tmp_path):
         "api": api,
         "client": client,
         "class_id": class_id,
-        "token": token,
+        "credential": credential,
         "dirs": (main_dir, crop_dir, logs),
         "procs": procs,
         "start_worker": start_worker,
@@ -114,12 +122,12 @@ def deployment(tmp_path):
 
 
 def test_no_crop_pixels_reach_any_file_on_disk(deployment):
-    client, class_id, token = deployment["client"], deployment["class_id"], deployment["token"]
+    client, class_id, credential = deployment["client"], deployment["class_id"], deployment["credential"]
     url = deployment["api"].url + "/v1/observations"
     crop = np.frombuffer(PATTERN, np.uint8).reshape(CROP_SIZE, CROP_SIZE)
-    batches = [{"student_id": f"s{i}", "observations": [observation(crop) for _ in range(3)]} for i in range(4)]
-    for batch in batches:
-        assert post(url, batch, token).body == {"accepted": 3, "duplicates": 0}
+    for i in range(4):
+        batch = {"observations": [observation(crop) for _ in range(3)]}
+        assert post(url, batch, credential(f"s{i}")).body == {"accepted": 3, "duplicates": 0}
     # queued, not predicted yet: an RDB snapshot now would catch crops kept in the main Redis
     _persist(client, client.bgsave)
     leaks = _leaks(deployment["dirs"], "queued, after BGSAVE")
@@ -149,20 +157,21 @@ def test_no_crop_pixels_reach_any_file_on_disk(deployment):
 
 
 def test_crops_queued_when_the_crop_store_restarts_are_stored_without_emotion(deployment):
-    client, class_id, token = deployment["client"], deployment["class_id"], deployment["token"]
+    client, class_id = deployment["client"], deployment["class_id"]
+    token = deployment["credential"]("lost")
     url = deployment["api"].url + "/v1/observations"
     crop = np.frombuffer(PATTERN, np.uint8).reshape(CROP_SIZE, CROP_SIZE)
     sent = [observation(crop, head_yaw=10.0 * i, head_pitch=-5.0) for i in range(5)]
-    assert post(url, {"student_id": "lost", "observations": sent}, token).body == {"accepted": 5, "duplicates": 0}
+    assert post(url, {"observations": sent}, token).body == {"accepted": 5, "duplicates": 0}
 
     crop_store = next(p for p in deployment["procs"] if f"redis-{deployment['crop_port']}" in p.log_path.name)
     crop_store.stop()  # the crop store goes down and comes back empty (memory only)
     ready = get(deployment["api"].url + "/readyz")
     assert ready.status == 503 and ready.body["crop_store"] is False and ready.body["redis"] is True
     during = [observation(crop)]  # sent while it is down: refused, nothing committed, resent later
-    assert post(url, {"student_id": "lost", "observations": during}, token).status == 503
+    assert post(url, {"observations": during}, token).status == 503
     deployment["procs"].append(start_redis(deployment["crop_port"], deployment["crop_dir"]))
-    assert post(url, {"student_id": "lost", "observations": during}, token).body == {"accepted": 1, "duplicates": 0}
+    assert post(url, {"observations": during}, token).body == {"accepted": 1, "duplicates": 0}
 
     worker = deployment["start_worker"]()
     wait_until(
@@ -179,7 +188,7 @@ def test_crops_queued_when_the_crop_store_restarts_are_stored_without_emotion(de
     assert results[during[0]["observation_id"]].emotion  # its crop arrived after the restart
     assert "5 crops gone from the crop store; stored without emotion" in worker.proc.output()
     # and a resend is still a duplicate: stored once, not twice
-    assert post(url, {"student_id": "lost", "observations": sent}, token).body == {"accepted": 0, "duplicates": 5}
+    assert post(url, {"observations": sent}, token).body == {"accepted": 0, "duplicates": 5}
     assert len(store.student_series(client, class_id, "lost")) == 6
 
 

@@ -1,9 +1,10 @@
 """Secrets never logged or stored in clear, and no crop left in Redis once predicted.
 
 Real processes on loopback: Redis, `classroom-api` and `classroom-worker` (local SavedModel) at
-DEBUG, and the dashboard under gunicorn with its access log. With a known class token, teacher
+DEBUG, and the dashboard under gunicorn with its access log. With a known student credential, teacher
 password and session key, the test ingests real faces, lets the worker predict them, logs in
-(once wrongly), reads the class and rotates its token in the UI; then it reads every process log
+(once wrongly), reads the class, its roster and join cards and issues the student a new credential
+in the UI; then it reads every process log
 and every Redis key (RQ job payloads decompressed) and looks for each secret and each crop.
 """
 
@@ -19,8 +20,8 @@ import zlib
 import pytest
 import redis
 import requests
-from classroom_contract import store
-from classroom_dashboard import accounts
+from classroom_contract import store, tokens
+from classroom_dashboard import accounts, credentials
 from inference.support import Api, Worker, crops_left, fer_faces, observation, post, service_env
 from procs import BIN, Proc, free_port, http_ok, wait_until
 
@@ -99,17 +100,18 @@ def system(redis_server, tmp_path_factory):
 
 def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system, redis_server):
     client = redis.Redis.from_url(redis_server)
-    token, password = secrets.token_urlsafe(32), "pw-" + secrets.token_urlsafe(18)
+    password = "pw-" + secrets.token_urlsafe(18)
     accounts.create_teacher(client, TEACHER, password)
-    store.register_class(client, CLASS, "Class 7b", TEACHER, token)
+    accounts.create_class(client, TEACHER, CLASS, "Class 7b")
+    token = credentials.enrol(client, system["secret_key"], CLASS, "s1", "Student One")  # as the roster does
 
     # ingest: real faces for the worker, an absence stored at once; a resend; a wrong token
     faces = fer_faces(4)
-    batch = {"student_id": "s1", "observations": [observation(f) for f in faces] + [observation(None)]}
+    batch = {"observations": [observation(f) for f in faces] + [observation(None)]}
     url = system["api"].url + "/v1/observations"
     assert post(url, batch, token).body == {"accepted": 5, "duplicates": 0}
     assert post(url, batch, token).body == {"accepted": 0, "duplicates": 5}
-    assert post(url, batch, token + "x").status == 401
+    assert post(url, batch, tokens.new_credential()).status == 401
     wait_until(
         lambda: len([r for r in store.student_series(client, CLASS, "s1") if r.emotion]) == 4,
         timeout=60,
@@ -118,7 +120,7 @@ def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system,
     )
     wait_until(lambda: not crops_left(), timeout=10, what="crops to be deleted from the crop store")
 
-    # dashboard: a wrong login, a right one, the class page, JSON, SSE, CSV, a token rotation
+    # dashboard: a wrong login, a right one, the class page, JSON, SSE, CSV, the roster, a credential rotation
     web = requests.Session()
     base = system["dashboard"]
     page = web.get(base + "/auth/login", timeout=10).text
@@ -127,19 +129,23 @@ def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system,
     assert wrong.status_code == 401
     right = web.post(base + "/auth/login", data={"username": TEACHER, "password": password, "csrf_token": csrf})
     assert right.status_code == 200 and right.url.endswith("/")
-    for path in (f"/classes/{CLASS}", f"/api/classes/{CLASS}/students", f"/classes/{CLASS}/export.csv"):
+    pages = ("", "/roster", "/roster/print", "/export.csv")
+    for path in [f"/classes/{CLASS}{page}" for page in pages] + [f"/api/classes/{CLASS}/students"]:
         assert web.get(base + path, timeout=10).status_code == 200, path
     assert web.get(base + f"/api/classes/{CLASS}/events", timeout=10).status_code == 200
     assert requests.get(base + f"/api/classes/{CLASS}/students", auth=(TEACHER, password), timeout=10).ok
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', web.get(base + "/").text).group(1)
-    rotated = web.post(base + f"/classes/{CLASS}/token", data={"csrf_token": csrf}, timeout=10)
-    new_token = next(t for t in re.findall(r"[A-Za-z0-9_-]{43}", rotated.text) if store.class_for_token(client, t))
-    assert post(url, {"student_id": "s2", "observations": [observation(None)]}, new_token).status == 200
+    rotated = web.post(base + f"/classes/{CLASS}/roster/s1/rotate", data={"csrf_token": csrf}, timeout=10)
+    new_token = re.search(r'<code class="credential">([^<]+)</code>', rotated.text).group(1)
+    assert post(url, {"observations": [observation(None)]}, new_token).status == 200
+    assert post(url, {"observations": [observation(None)]}, token).status == 401
     time.sleep(0.5)  # let the processes flush their last log lines
 
     secrets_by_name = {
-        "class token": token,
-        "rotated class token": new_token,
+        "student credential": token,
+        "student credential (printed form)": tokens.display(token),
+        "rotated student credential": tokens.normalise(new_token),
+        "rotated student credential (printed form)": new_token,
         "teacher password": password,
         "dashboard SECRET_KEY": system["secret_key"],
     }
@@ -161,5 +167,5 @@ def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system,
         raw = face.tobytes()
         for needle in (raw[:64], raw[1000:1064], base64.b64encode(raw)[:88]):
             assert needle not in everything, "a crop (or part of one) is still in Redis"
-    assert any(k.startswith(b"classroom:seen:") for k in dump)  # the scan did see the ingest's keys
+    assert any(b":seen:" in k for k in dump)  # the scan did see the ingest's keys
     client.close()

@@ -52,7 +52,7 @@ class Agent:
         detector: Detector,
         outbox: Outbox,
         sender: Sender,
-        student_id: str,
+        student_id: str,  # a label for logs only: the server knows the student from the sender's credential
         rate: float = 2.0,
         pause: PauseControl | None = None,
         drain_timeout: float = 30.0,
@@ -96,7 +96,7 @@ class Agent:
             raise self.sender.fatal
         if not self.abort_event.is_set() and not thread.is_alive():
             self.sender.drain(self.abort_event, deadline=deadline)
-        return RunResult(self.captured, finished, len(self.outbox), self.dropped)
+        return RunResult(self.captured, finished, self.sender.pending(), self.dropped)
 
     def _send_loop(self, sender_stop: threading.Event, wake: threading.Event) -> None:
         self.sender.run(sender_stop, wake, self.send_interval)
@@ -130,11 +130,11 @@ class Agent:
             if frame is None:
                 return True
             observation = make_observation(analyse(frame, self.detector), captured_at)
-            dropped = self.outbox.put(self.student_id, observation)
+            dropped = self.outbox.put(self.sender.owner, observation)
             self.captured += 1
             if dropped:
                 self.dropped += dropped
                 log.warning("outbox full (%d): dropped the %d oldest observation(s)", self.outbox.max_items, dropped)
-            if self.captured == 1 or len(self.outbox) >= self.sender.batch_size:
-                wake.set()  # the first one at once: a wrong token or URL shows up immediately
+            if self.captured == 1 or self.sender.pending() >= self.sender.batch_size:
+                wake.set()  # the first one at once: a wrong code or URL shows up immediately
         return False

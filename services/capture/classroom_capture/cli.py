@@ -9,7 +9,8 @@ import signal
 import sys
 from pathlib import Path
 
-from classroom_contract.messages import STUDENT_ID_PATTERN
+from classroom_contract import tokens
+from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ
 
 from classroom_capture import __version__
 from classroom_capture.paths import default_outbox, default_pause_file
@@ -29,8 +30,8 @@ before the student agrees (or --consent is given for a managed install)."""
 
 EPILOG = """\
 examples:
-  classroom-capture --server https://class.example.org --token "$TOKEN" --student alice
-  CLASSROOM_TOKEN=... classroom-capture --server http://10.0.0.5:8000 --student bob --rate 1
+  classroom-capture --join-link "https://class.example.org/join#ABCD..."   (the link on your join card)
+  CLASSROOM_TOKEN=ABCD-EFGH-JKMN-PQRS classroom-capture --server http://10.0.0.5:8000 --rate 1
   classroom-capture --source lecture.mp4 ...       (a video file instead of the webcam)
   classroom-capture --source ./frames/ ...         (a folder of .png/.jpg images, in name order)
   classroom-capture --pause    /    classroom-capture --resume
@@ -42,7 +43,7 @@ paused nothing is captured or sent and the camera is released.
 offline: every observation is saved in the outbox first and deleted only once the server has it,
 so a network or server outage, Ctrl-C or a reboot loses nothing; it is sent on the next run.
 
-exit codes: 0 done or stopped; 2 bad arguments; 3 class token refused (401/403); 4 camera, video
+exit codes: 0 done or stopped; 2 bad arguments; 3 your code was refused (401/403); 4 camera, video
 or folder unusable; 5 server URL wrong (other 4xx); 6 no consent; 75 source finished but the
 server was unreachable (observations wait in the outbox); 130 interrupted by Ctrl-C."""
 
@@ -65,15 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="class server URL, e.g. http://10.0.0.5:8000 (env CLASSROOM_SERVER)",
     )
     p.add_argument(
-        "--token",
-        default=_env("CLASSROOM_TOKEN"),
-        help="class token from your teacher (env CLASSROOM_TOKEN; prefer the env var: "
-        "command lines are visible to other users)",
+        "--join-link",
+        default=_env("CLASSROOM_JOIN_LINK"),
+        help="your join link from your teacher (https://.../join#CODE): gives --server and your code "
+        "(env CLASSROOM_JOIN_LINK)",
     )
     p.add_argument(
-        "--student",
-        default=_env("CLASSROOM_STUDENT"),
-        help="your student id: letters, digits, _ . - (max 64) (env CLASSROOM_STUDENT)",
+        "--token",
+        default=_env("CLASSROOM_TOKEN"),
+        help="your own code from your teacher, e.g. ABCD-EFGH-JKMN-PQRS (env CLASSROOM_TOKEN; prefer the env "
+        "var: command lines are visible to other users of this computer)",
     )
     p.add_argument(
         "--source",
@@ -81,7 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="camera index (0 = default webcam), a video file, or a folder of images (default: 0)",
     )
     p.add_argument(
-        "--rate", type=float, default=float(_env("CLASSROOM_RATE", "2")), help="samples per second (default: 2)"
+        "--rate",
+        type=float,
+        default=float(_env("CLASSROOM_RATE", "0")) or None,
+        help="samples per second (default: your class's rate, else 2)",
     )
     p.add_argument(
         "--detector",
@@ -150,9 +155,24 @@ def main(argv: list[str] | None = None) -> int:
         return fail(EXIT_INTERRUPTED, "interrupted")
 
 
-def _main(argv: list[str] | None) -> int:
-    import re
+def _resolve_server_and_code(args) -> str | None:
+    """Fill args.server and args.token from --join-link; an error message, or None when all is well."""
+    if args.join_link:
+        try:
+            server, credential = tokens.parse_join_link(args.join_link)
+        except ValueError as exc:
+            return f"--join-link: {exc}"
+        args.server = args.server or server
+        args.token = args.token or credential
+    missing = [name for name, value in (("server", args.server), ("token", args.token)) if not value]
+    if missing:
+        return "missing --join-link (or " + " and ".join(f"--{m}" for m in missing) + "; see --help)"
+    if tokens.normalise(args.token) is None:
+        return "your code must be 16 letters and digits as on your join card, e.g. ABCD-EFGH-JKMN-PQRS"
+    return None
 
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
@@ -164,21 +184,15 @@ def _main(argv: list[str] | None) -> int:
         print(f"classroom-capture: {'paused' if args.pause else 'resumed'} ({pause.path})")
         return EXIT_OK
 
-    missing = [name for name in ("server", "token") if not getattr(args, name)]
-    if not args.send_pending and not args.student:
-        missing.append("student")
-    if missing:
-        return fail(EXIT_USAGE, "missing " + ", ".join(f"--{m}" for m in missing) + " (see --help)")
-    if args.student and not re.match(STUDENT_ID_PATTERN, args.student):
-        return fail(
-            EXIT_USAGE, f"--student {args.student!r}: use 1-64 letters, digits, _ . - (starting with a letter or digit)"
-        )
+    problem = _resolve_server_and_code(args)
+    if problem:
+        return fail(EXIT_USAGE, problem)
     if not args.server.startswith(("http://", "https://")):
         return fail(EXIT_USAGE, f"--server {args.server!r}: must start with http:// or https://")
-    if not 0 < args.rate <= 30:
+    if args.rate is not None and not 0 < args.rate <= 30:
         return fail(EXIT_USAGE, "--rate must be between 0 and 30 samples per second")
 
-    from classroom_capture.sender import AuthRejected, Sender, SenderFatal
+    from classroom_capture.sender import AuthRejected, Sender, SenderFatal, fetch_identity
 
     outbox_path = args.outbox or default_outbox()
     if args.send_pending:
@@ -197,8 +211,21 @@ def _main(argv: list[str] | None) -> int:
 
     from classroom_capture.control import ask_consent, consent_text, start_key_listener
 
+    try:  # whom this code belongs to, so the student sees their own name before agreeing
+        me = fetch_identity(args.server, args.token)
+    except AuthRejected as exc:
+        return fail(EXIT_AUTH, str(exc))
+    except SenderFatal as exc:
+        return fail(EXIT_SERVER, str(exc))
+    who = _describe(me)
+    rate = args.rate or min(30.0, max(0.1, me.sample_rate_hz if me else DEFAULT_SAMPLE_RATE_HZ))
+    if me is None:  # offline is normal: capture anyway, the outbox keeps everything until the server is back
+        log.info("server not reachable now; observations wait in the outbox until it is")
+    else:
+        log.info("you are %s", who)
+
     if not args.consent:
-        text = consent_text(args.server, args.student, args.rate, detector.name, Path(outbox_path), pause.path)
+        text = consent_text(args.server, who, rate, detector.name, Path(outbox_path), pause.path)
         if not sys.stdin or not sys.stdin.isatty():
             return fail(
                 EXIT_NO_CONSENT, "consent needed: run in a terminal to be asked, or pass --consent (managed installs)"
@@ -207,7 +234,7 @@ def _main(argv: list[str] | None) -> int:
             return fail(EXIT_NO_CONSENT, "no consent given: nothing was captured")
 
     try:
-        source = open_source(args.source, rate=args.rate, loop=args.loop)
+        source = open_source(args.source, rate=rate, loop=args.loop)
     except SourceError as exc:
         return fail(EXIT_SOURCE, str(exc))
 
@@ -219,9 +246,7 @@ def _main(argv: list[str] | None) -> int:
 
     from classroom_capture.agent import Agent
 
-    agent = Agent(
-        source, detector, outbox, sender, args.student, rate=args.rate, pause=pause, drain_timeout=args.drain_timeout
-    )
+    agent = Agent(source, detector, outbox, sender, who, rate=rate, pause=pause, drain_timeout=args.drain_timeout)
     interrupted = {"sigint": False}
 
     def on_signal(signum, _frame):
@@ -235,9 +260,9 @@ def _main(argv: list[str] | None) -> int:
     log.info(
         "capturing %s at %g/s with %s as %s -> %s (outbox %s, pause file %s)",
         source.describe(),
-        args.rate,
+        rate,
         detector.name,
-        args.student,
+        who,
         args.server,
         outbox_path,
         pause.path,
@@ -247,11 +272,11 @@ def _main(argv: list[str] | None) -> int:
     try:
         result = agent.run()
     except AuthRejected as exc:
-        return fail(EXIT_AUTH, f"{exc}; {len(outbox)} observation(s) kept in the outbox")
+        return fail(EXIT_AUTH, f"{exc}; {sender.pending()} observation(s) kept in the outbox")
     except SenderFatal as exc:
         return fail(EXIT_SERVER, str(exc))
     except SourceError as exc:
-        return fail(EXIT_SOURCE, f"{exc}; {len(outbox)} observation(s) kept in the outbox")
+        return fail(EXIT_SOURCE, f"{exc}; {sender.pending()} observation(s) kept in the outbox")
     log.info(
         "captured %d observation(s); delivered %d new, %d already there; %d pending in the outbox",
         result.captured,
@@ -268,6 +293,13 @@ def _main(argv: list[str] | None) -> int:
             "run again (or with --send-pending) to deliver them",
         )
     return EXIT_OK
+
+
+def _describe(me) -> str:
+    """How the agent names its student: "Anna K. (anna) in Class 7b", or a placeholder while offline."""
+    if me is None:
+        return "the student of this code (server not reached yet)"
+    return f"{me.display_name} ({me.student_id}) in {me.class_name}"
 
 
 def _open_outbox(path: Path, max_items: int):
@@ -287,14 +319,14 @@ def _send_pending(sender, outbox, args) -> int:
 
     from classroom_capture.sender import AuthRejected, SenderFatal
 
-    before = len(outbox)
+    before = sender.pending()
     try:
         sender.drain(deadline=time.monotonic() + args.drain_timeout)
     except AuthRejected as exc:
         return fail(EXIT_AUTH, str(exc))
     except SenderFatal as exc:
         return fail(EXIT_SERVER, str(exc))
-    left = len(outbox)
+    left = sender.pending()
     log.info("delivered %d of %d pending observation(s)", before - left, before)
     if left:
         return fail(

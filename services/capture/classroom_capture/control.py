@@ -79,7 +79,7 @@ def consent_text(server: str, student_id: str, rate: float, detector: str, outbo
     return f"""\
 Classroom capture: what this program does with your webcam
   * It looks at your webcam {rate:g} time(s) per second, ON THIS LAPTOP.
-  * Each time, it sends to {server} as student "{student_id}":
+  * Each time, it sends to {server} as {student_id}:
       - a 48x48-pixel grayscale picture of the largest face it sees (yours), and nothing else of the image;
       - how many faces it saw{pose};
       - the time of the picture.

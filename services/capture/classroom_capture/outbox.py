@@ -7,6 +7,11 @@ SQLite, one file, in the per-user data dir (or --outbox). Oldest first (insertio
 Bounded: at most `max_items` observations (default 10,000: ~35 MB, 83 minutes at 2 samples/s).
 Policy when full: the OLDEST observations are dropped to make room and counted (`dropped`), because
 a live dashboard needs the newest data most, and a laptop must not fill its disk while offline.
+
+Private: the crops are faces, so the folder the outbox creates is 0700 and the database with its
+WAL/SHM side files is 0600 (SQLite gives the side files the database file's mode), tightened on every
+open so an outbox made by an older version is fixed too. A folder that already existed is left as
+it is (it may be the user's own, e.g. --outbox ~/outbox.sqlite3), except the agent's own data dir.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pathlib import Path
 
 from classroom_contract import Observation
 from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
+
+from classroom_capture.paths import data_dir
 
 DEFAULT_MAX_ITEMS = 10_000
 
@@ -36,7 +43,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 @dataclass(frozen=True)
 class Pending:
     seq: int
-    student_id: str
+    student_id: str  # whose credential captured it: `owner_key(credential)`, a local label only
     observation: Observation
 
 
@@ -46,13 +53,15 @@ class Outbox:
             raise ValueError("max_items must be at least 1")
         self.path, self.max_items = str(path), max_items
         if self.path != ":memory:":
-            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            self.path = str(_private_file(Path(self.path).expanduser()))
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         if self.path != ":memory:":
             self._db.execute("PRAGMA journal_mode=WAL")  # a process kill never corrupts or loses a commit
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if self.path != ":memory:":
+            _tighten_side_files(Path(self.path))
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -92,15 +101,23 @@ class Outbox:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def oldest(self, limit: int = MAX_OBSERVATIONS_PER_REQUEST) -> list[Pending]:
-        """Up to `limit` oldest observations, all of the same student as the very oldest."""
+    def oldest(self, limit: int = MAX_OBSERVATIONS_PER_REQUEST, owner: str | None = None) -> list[Pending]:
+        """Up to `limit` oldest observations, all of the same student as the very oldest (of `owner`'s
+        when given: a sender sends only what was captured under its own credential)."""
         with self._lock:
-            first = self._db.execute("SELECT student_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            if owner is None:
+                first = self._db.execute("SELECT student_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            else:
+                first = self._db.execute(
+                    "SELECT student_id FROM outbox WHERE student_id = ? ORDER BY seq LIMIT 1", (owner,)
+                ).fetchone()
             if first is None:
                 return []
             # Stop at the first row of another student, so that order is kept across students.
             rows = self._db.execute(
-                "SELECT seq, student_id, body FROM outbox WHERE seq < COALESCE("
+                "SELECT seq, student_id, body FROM outbox WHERE student_id = ? ORDER BY seq LIMIT ?"
+                if owner is not None
+                else "SELECT seq, student_id, body FROM outbox WHERE seq < COALESCE("
                 "(SELECT MIN(seq) FROM outbox WHERE student_id != ?), 9223372036854775807) "
                 "ORDER BY seq LIMIT ?",
                 (first[0], limit),
@@ -110,6 +127,11 @@ class Outbox:
     def __len__(self) -> int:
         with self._lock:
             return self._count()
+
+    def count(self, owner: str) -> int:
+        """Observations waiting that were captured under `owner`'s credential."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE student_id = ?", (owner,)).fetchone()[0]
 
     def counter(self, name: str) -> int:
         """ "dropped" (outbox full) or "rejected" (refused by the server), since the file was created."""
@@ -134,6 +156,31 @@ class Outbox:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+def _private_file(path: Path) -> Path:
+    """Create `path` (and missing folders) readable by its owner only; tighten an existing one."""
+    missing = []
+    folder = path.parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for created in reversed(missing):
+        created.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(created, 0o700)  # mkdir's mode is masked by the umask
+    if path.parent.resolve() == data_dir().resolve():
+        os.chmod(path.parent, 0o700)  # our own data dir, perhaps made world-readable by an older version
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    os.chmod(path, 0o600)
+    return path
+
+
+def _tighten_side_files(path: Path) -> None:
+    """-wal/-shm files left by an older version (SQLite creates new ones with the database's mode)."""
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            os.chmod(side, 0o600)
 
 
 class _Transaction:

@@ -1,13 +1,16 @@
 """Sends the outbox to the API, oldest first, in batches of up to 64 observations of one student.
 
-`POST {server}/v1/observations`, `Authorization: Bearer <class token>`, body = ObservationBatch.
+`POST {server}/v1/observations`, `Authorization: Bearer <student credential>`, body = ObservationBatch
+(observations only: the server knows the student from the credential). A sender sends only the
+observations captured under its own credential (`owner_key`), so what one student left in a shared
+laptop's outbox is never sent as another student.
 An observation leaves the outbox only when the server answered 2xx for it (accepted or duplicate),
 so delivery is at-least-once, and the server's id check makes it exactly-once.
 
 | answer | what the sender does |
 | --- | --- |
 | 2xx | acknowledge: delete from the outbox |
-| 401, 403 | stop the agent: `AuthRejected` (wrong or rotated class token); the outbox is kept |
+| 401, 403 | stop the agent: `AuthRejected` (wrong or revoked credential); the outbox is kept |
 | 413, 422, 400 | halve the batch until the culprit is alone, then drop that one observation (counted) |
 | 404, 405, other 4xx | stop the agent: `SenderFatal` (wrong --server URL): never retried forever |
 | 429, 503 with Retry-After | wait that long (capped at 5 min), then resend the same batch |
@@ -24,8 +27,9 @@ import time
 from dataclasses import dataclass, field
 
 import requests
-from classroom_contract import IngestResponse, ObservationBatch
+from classroom_contract import IngestResponse, ObservationBatch, StudentIdentity
 from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
+from classroom_contract.tokens import credential_sha256, normalise
 
 from classroom_capture import __version__
 from classroom_capture.outbox import Outbox
@@ -33,6 +37,15 @@ from classroom_capture.outbox import Outbox
 log = logging.getLogger(__name__)
 
 INGEST_PATH = "/v1/observations"
+ME_PATH = "/v1/me"
+
+
+def owner_key(credential: str) -> str:
+    """The outbox label of what is captured under `credential`: a short hash, never the credential."""
+    digest = credential_sha256(credential)
+    if digest is None:
+        raise ValueError("not a valid code: 16 letters and digits, as on the join card (dashes optional)")
+    return digest[:16]
 
 
 class SenderFatal(Exception):
@@ -100,7 +113,7 @@ class Sender:
     def __init__(
         self,
         server: str,
-        token: str,
+        credential: str,
         outbox: Outbox,
         *,
         session: requests.Session | None = None,
@@ -109,7 +122,9 @@ class Sender:
         batch_size: int = MAX_OBSERVATIONS_PER_REQUEST,
         max_retry_after: float = 300.0,
     ):
-        self.url = server.rstrip("/") + INGEST_PATH
+        self.owner = owner_key(credential)  # ValueError for a malformed credential
+        self.server = server.rstrip("/")
+        self.url = self.server + INGEST_PATH
         self.outbox, self.timeout = outbox, timeout
         self.batch_size = max(1, min(batch_size, MAX_OBSERVATIONS_PER_REQUEST))
         self._limit = self.batch_size
@@ -119,7 +134,7 @@ class Sender:
         self.session = session or requests.Session()
         self.session.headers.update(
             {
-                "Authorization": f"Bearer {token}",
+                "Authorization": f"Bearer {normalise(credential)}",
                 "Content-Type": "application/json",
                 "User-Agent": f"classroom-capture/{__version__}",
             }
@@ -128,15 +143,23 @@ class Sender:
         self.reachable: bool | None = None  # unknown until the first answer
         self.fatal: SenderFatal | None = None
 
+    def pending(self) -> int:
+        """Observations of this sender's credential still in the outbox."""
+        return self.outbox.count(self.owner)
+
+    def whoami(self) -> StudentIdentity | None:
+        """`GET /v1/me` with this sender's credential: see `fetch_identity`."""
+        return fetch_identity(self.server, self.session, self.timeout)
+
     # --- one request ----------------------------------------------------------------------------
 
     def step(self, deadline: float | None = None) -> Step:
         """POST the oldest batch once. Raises SenderFatal/AuthRejected for answers a retry cannot fix.
         With a `deadline` (monotonic), the request's timeouts end there at the latest."""
-        pending = self.outbox.oldest(self._limit)
+        pending = self.outbox.oldest(self._limit, owner=self.owner)
         if not pending:
             return Step("empty")
-        batch = ObservationBatch(student_id=pending[0].student_id, observations=[p.observation for p in pending])
+        batch = ObservationBatch(observations=[p.observation for p in pending])
         seqs = [p.seq for p in pending]
         timeout = self.timeout
         if deadline is not None:
@@ -160,9 +183,7 @@ class Sender:
             return Step("sent", len(seqs))
         detail = _detail(response)
         if status in (401, 403):
-            raise AuthRejected(
-                f"the server refused the class token (HTTP {status}): check --token / CLASSROOM_TOKEN with your teacher"
-            )
+            raise AuthRejected(_auth_message(status))
         if status in (400, 413, 422):
             if len(seqs) > 1:  # bisect towards the culprit, keeping the order of everything else
                 self._limit, self._isolating = max(1, len(seqs) // 2), True
@@ -197,7 +218,7 @@ class Sender:
 
     def _mark_reachable(self, ok: bool, reason: str = "") -> None:
         if ok and self.reachable is False:
-            log.info("server reachable again; sending the %d observations kept in the outbox", len(self.outbox))
+            log.info("server reachable again; sending the %d observations kept in the outbox", self.pending())
         elif not ok and self.reachable is not False:
             log.warning("%s at %s; observations are kept in the outbox and sent when it is back", reason, self.url)
         self.reachable = ok
@@ -217,8 +238,8 @@ class Sender:
                     return False
                 stop.wait(step.delay)
             elif deadline is not None and time.monotonic() > deadline:
-                return len(self.outbox) == 0
-        return len(self.outbox) == 0
+                return self.pending() == 0
+        return self.pending() == 0
 
     def run(self, stop: threading.Event, wake: threading.Event, interval: float = 1.0) -> None:
         """Background loop: every `interval` s (or when woken), send everything pending. A fatal answer
@@ -235,6 +256,41 @@ class Sender:
             log.debug("sender crashed", exc_info=True)
             self.fatal = SenderFatal(f"sender stopped unexpectedly: {type(exc).__name__}: {exc}")
             stop.set()
+
+
+def fetch_identity(
+    server: str, session_or_credential: requests.Session | str, timeout: tuple[float, float] = (5.0, 20.0)
+) -> StudentIdentity | None:
+    """`GET /v1/me`: whom the credential belongs to; None when the server cannot be reached now.
+
+    AuthRejected for an unknown or revoked credential, SenderFatal for a URL that is not a class server.
+    """
+    session = session_or_credential
+    if isinstance(session, str):
+        session = requests.Session()
+        session.headers.update({"Authorization": f"Bearer {normalise(session_or_credential)}"})
+    url = server.rstrip("/") + ME_PATH
+    try:
+        response = session.get(url, timeout=timeout, allow_redirects=False)
+    except requests.RequestException:
+        return None
+    if response.status_code in (401, 403):
+        raise AuthRejected(_auth_message(response.status_code))
+    if response.status_code == 429 or response.status_code >= 500:
+        return None
+    if response.status_code != 200:
+        raise SenderFatal(f"the server answered HTTP {response.status_code} to GET {url}: check --server")
+    try:
+        return StudentIdentity.model_validate_json(response.content)
+    except ValueError:
+        raise SenderFatal(f"{url} did not answer like a class server: check --server") from None
+
+
+def _auth_message(status: int) -> str:
+    return (
+        f"the server refused your code (HTTP {status}): it is wrong or was replaced; "
+        "ask your teacher for your join link (CLASSROOM_TOKEN / --join-link)"
+    )
 
 
 def _detail(response: requests.Response) -> str:

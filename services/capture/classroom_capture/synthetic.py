@@ -244,6 +244,19 @@ class KnownBoxDetector(Detector):
         return [] if box is None else [Face(tuple(float(v) for v in box), 1.0)]
 
 
+def load_credentials(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """(student id, credential) pairs, sorted by id, from the demo's JSON file; ValueError if malformed."""
+    from classroom_contract import tokens
+
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or not data:
+        raise ValueError("expected a JSON object {student id: credential}")
+    pairs = sorted((str(k), v) for k, v in data.items())
+    if any(not isinstance(v, str) or tokens.normalise(v) is None for _, v in pairs):
+        raise ValueError("every value must be a student credential")
+    return pairs
+
+
 def _demo_parser():
     import argparse
 
@@ -253,14 +266,20 @@ def _demo_parser():
         "fed with frames made from real FER2013 faces instead of a webcam.",
     )
     p.add_argument("--server", default=os.environ.get("CLASSROOM_SERVER"), help="API URL (env CLASSROOM_SERVER)")
-    p.add_argument("--token", default=os.environ.get("CLASSROOM_TOKEN"), help="class token (env CLASSROOM_TOKEN)")
-    p.add_argument("--students", type=int, default=int(os.environ.get("CLASSROOM_DEMO_STUDENTS", "5")))
+    p.add_argument(
+        "--credentials",
+        default=os.environ.get("CLASSROOM_DEMO_CREDENTIALS"),
+        help="JSON file {student id: credential} of the enrolled demo students, as written by "
+        "`classroom-dashboard demo-class` (env CLASSROOM_DEMO_CREDENTIALS); never on a command line",
+    )
+    p.add_argument(
+        "--students", type=int, default=int(os.environ.get("CLASSROOM_DEMO_STUDENTS", "0")), help="0 = all in the file"
+    )
     p.add_argument("--rate", type=float, default=float(os.environ.get("CLASSROOM_RATE", "1")), help="samples/s each")
     p.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 = until Ctrl-C/SIGTERM (default)")
     p.add_argument("--detector", choices=["auto", "yunet", "haar"], default="auto")
     p.add_argument("--fast", action="store_true", help="no face detection: crop where the face was placed")
     p.add_argument("--sample", default=None, help=f"FER2013 CSV(.gz) (env {SAMPLE_ENV}; default: the checkout's data/)")
-    p.add_argument("--prefix", default="student-", help="student ids are PREFIX01, PREFIX02, ...")
     p.add_argument("--outbox-dir", default=None, help="where the students' outboxes live (default: a temp dir)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines (0: none)")
@@ -290,10 +309,16 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"classroom-demo: error: {message}\n")
         return code
 
-    if not args.server or not args.token:
-        return fail(2, "--server and --token (or CLASSROOM_SERVER / CLASSROOM_TOKEN) are required")
-    if args.students < 1 or not 0 < args.rate <= 30:
-        return fail(2, "--students must be >= 1 and --rate in (0, 30]")
+    if not args.server or not args.credentials:
+        return fail(2, "--server and --credentials (or CLASSROOM_SERVER / CLASSROOM_DEMO_CREDENTIALS) are required")
+    try:
+        students = load_credentials(args.credentials)
+    except (OSError, ValueError) as exc:
+        return fail(2, f"--credentials {args.credentials}: {exc}")
+    if args.students:
+        students = students[: args.students]
+    if args.students < 0 or not 0 < args.rate <= 30:
+        return fail(2, "--students must be >= 0 and --rate in (0, 30]")
     try:
         faces = load_fer_faces(args.sample)
     except (OSError, ValueError) as exc:
@@ -302,8 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     outbox_dir.mkdir(parents=True, exist_ok=True)
 
     agents: list[Agent] = []
-    for i in range(args.students):
-        student = f"{args.prefix}{i + 1:02d}"
+    for i, (student, credential) in enumerate(students):
         rng = np.random.default_rng([args.seed, i])
         maker = FrameMaker(
             faces,
@@ -315,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         source = SyntheticSource(maker, student)
         detector = KnownBoxDetector(source) if args.fast else make_detector(args.detector)
         outbox = Outbox(outbox_dir / f"{student}.sqlite3")
-        sender = Sender(args.server, args.token, outbox)
+        sender = Sender(args.server, credential, outbox)
         agents.append(Agent(source, detector, outbox, sender, student, rate=args.rate, stop_grace=5.0))
 
     def stop_all(*_):
@@ -336,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
             stop_all()
 
     threads = [
-        threading.Thread(target=run, args=(agent, i / args.students / args.rate), name=agent.student_id, daemon=True)
+        threading.Thread(target=run, args=(agent, i / len(agents) / args.rate), name=agent.student_id, daemon=True)
         for i, agent in enumerate(agents)
     ]
     for thread in threads:

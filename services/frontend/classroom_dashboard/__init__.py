@@ -19,11 +19,26 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_mapping(config.from_env({"DASHBOARD_ENV": "development", **_redis_env()}))
         app.config.from_mapping(test_config)
 
-    from classroom_dashboard import admin, api, auth, classes, db, lessons, manage, security, templating, timeline
+    from classroom_dashboard import (
+        admin,
+        api,
+        auth,
+        classes,
+        db,
+        enrolment,
+        lessons,
+        manage,
+        security,
+        templating,
+        timeline,
+    )
+    from classroom_dashboard.health import init_app as init_health
+    from classroom_dashboard.security_log import ensure_handler as ensure_security_log
 
-    if app.config["TRUSTED_PROXIES"]:
-        hops = app.config["TRUSTED_PROXIES"]
+    hops = app.config.get("TRUSTED_PROXY_HOPS", 0)
+    if hops:  # 0: X-Forwarded-* is whatever the client wrote, so it is ignored
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+    ensure_security_log()
     db.init_app(app)
     security.init_app(app)
     templating.init_app(app)
@@ -32,9 +47,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(lessons.bp)
     app.register_blueprint(manage.bp)
+    app.register_blueprint(enrolment.bp)
     app.register_blueprint(timeline.bp)
     app.register_blueprint(admin.bp)
-    app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    init_health(app)
     return app
 
 

@@ -1,20 +1,25 @@
 """Teacher accounts and class ownership, stored in Redis under the contract's keys.
 
-Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased.
+Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased. Each account has
+a random ``session_epoch``: a new one with every password set (creation, reset, change), and a
+dashboard session is valid only while the epoch it was made under is current (``sessions.py``).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 
-from classroom_contract import keys, store, tokens
-from classroom_contract.messages import STUDENT_ID_PATTERN
+from classroom_contract import keys, store
+from classroom_contract.messages import ID_REGEX
 from werkzeug.security import check_password_hash, generate_password_hash
 
-USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.@-]{0,63}$")
+#: Use with `fullmatch` only, as every id pattern: `match` with `$` accepts a trailing newline, and such
+#: an id then reached Redis (stream ids: a 500) and keys (issue 14, finding 11).
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.@-]{0,63}")
 #: Class ids appear in URLs and Redis keys: the same safe alphabet as student ids.
-CLASS_ID_PATTERN = re.compile(STUDENT_ID_PATTERN)
+CLASS_ID_PATTERN = re.compile(ID_REGEX)
 MIN_PASSWORD_LENGTH = 8
 # Checked when the username is unknown, so a login takes as long as for a real account.
 _DUMMY_HASH = generate_password_hash("not-a-real-password")
@@ -36,7 +41,7 @@ def normalise(username: str) -> str:
 def create_teacher(client, username: str, password: str, admin: bool = False, replace: bool = False) -> str:
     """Create a teacher (or, with `replace`, reset their password and admin flag); returns the username."""
     username = normalise(username)
-    if not USERNAME_PATTERN.match(username):
+    if not USERNAME_PATTERN.fullmatch(username):
         raise AccountError("username must be 1-64 characters: a-z, 0-9, and _ . @ - (not first)")
     if len(password or "") < MIN_PASSWORD_LENGTH:
         raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
@@ -48,16 +53,34 @@ def create_teacher(client, username: str, password: str, admin: bool = False, re
             "password_hash": generate_password_hash(password),
             "admin": "1" if admin else "0",
             "created_at": f"{time.time():.0f}",
+            "session_epoch": new_epoch(),
         },
     )
     client.sadd(keys.teachers(), username)
     return username
 
 
+def new_epoch() -> str:
+    return secrets.token_hex(16)
+
+
+def set_password(client, username: str, password: str) -> None:
+    """Change an existing teacher's password; every session made before it stops working."""
+    username = normalise(username)
+    if get_teacher(client, username) is None:
+        raise AccountError(f"no teacher {username!r}")
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    client.hset(
+        keys.teacher(username),
+        mapping={"password_hash": generate_password_hash(password), "session_epoch": new_epoch()},
+    )
+
+
 def get_teacher(client, username: str) -> dict | None:
     """{"username", "admin"} of an existing teacher, else None."""
     username = normalise(username)
-    if not USERNAME_PATTERN.match(username):
+    if not USERNAME_PATTERN.fullmatch(username):
         return None
     admin = _text(client.hget(keys.teacher(username), "admin"))
     return None if admin is None else {"username": username, "admin": admin == "1"}
@@ -65,34 +88,28 @@ def get_teacher(client, username: str) -> dict | None:
 
 def check_password(client, username: str, password: str) -> bool:
     username = normalise(username)
-    stored = _text(client.hget(keys.teacher(username), "password_hash")) if USERNAME_PATTERN.match(username) else None
+    stored = (
+        _text(client.hget(keys.teacher(username), "password_hash")) if USERNAME_PATTERN.fullmatch(username) else None
+    )
     ok = check_password_hash(stored or _DUMMY_HASH, password or "")
     return ok and stored is not None
 
 
-def create_class(client, teacher: str, class_id: str, name: str) -> str:
-    """Register a new class owned by `teacher`; returns the token agents must use (shown once)."""
+def create_class(client, teacher: str, class_id: str, name: str) -> None:
+    """Register a new class owned by `teacher`; AccountError if the id is taken (even a moment ago).
+
+    Students are enrolled separately (roster.py), each with their own credential.
+    """
     teacher = normalise(teacher)
     if get_teacher(client, teacher) is None:
         raise AccountError(f"no teacher {teacher!r}; create it first with create-teacher")
-    if not CLASS_ID_PATTERN.match(class_id or ""):
+    if not CLASS_ID_PATTERN.fullmatch(class_id or ""):
         raise AccountError("class id must be 1-64 characters: letters, digits, and _ . - (not first)")
-    if store.class_info(client, class_id) is not None:
-        raise AccountError(f"class {class_id!r} already exists; use rotate-token for a new token")
-    token = tokens.new_token()
-    store.register_class(client, class_id, name.strip() or class_id, teacher, token)
-    client.sadd(keys.teacher_classes(teacher), class_id)
-    return token
-
-
-def rotate_class_token(client, class_id: str) -> str:
-    """A fresh token for a class; the old one stops working at once."""
-    token = tokens.new_token()
     try:
-        store.rotate_token(client, class_id, token)
-    except KeyError:
-        raise AccountError(f"no class {class_id!r}") from None
-    return token
+        store.create_class(client, class_id, name.strip() or class_id, teacher)
+    except store.RecordExists as exc:
+        raise AccountError(f"{exc}; choose another class id") from None
+    client.sadd(keys.teacher_classes(teacher), class_id)
 
 
 def classes_of(client, username: str, admin: bool = False) -> list[dict]:

@@ -10,7 +10,7 @@ import functools
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, security_log
 from classroom_dashboard.auth import login_required
 from classroom_dashboard.db import get_redis
 
@@ -59,5 +59,6 @@ def create_teacher():
     except accounts.AccountError as exc:
         flash(f"Teacher not created: {exc}", "error")
         return redirect(url_for("admin.index"))
+    security_log.event("teacher_created", username=username, admin=request.form.get("admin") == "1")
     flash(f"Teacher {username} created. Give them their initial password in person.", "info")
     return redirect(url_for("admin.index"))

@@ -13,7 +13,7 @@ import time
 from classroom_contract import EMOTIONS, keys, store
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
 
-from classroom_dashboard import records, roster
+from classroom_dashboard import records, roster, sessions
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
 
@@ -44,7 +44,7 @@ def students(class_id):
 def _start_id(class_id: str) -> str:
     """Where the stream resumes: Last-Event-ID (reconnect), ?since= (page render), else 'now'."""
     for candidate in (request.headers.get("Last-Event-ID"), request.args.get("since")):
-        if candidate and STREAM_ID.match(candidate):
+        if candidate and STREAM_ID.fullmatch(candidate):
             return candidate
     newest = get_redis().xrevrange(keys.class_events(class_id), count=1)
     return newest[0][0] if newest else "0-0"
@@ -70,12 +70,13 @@ def events(class_id):
     client = get_redis()
     stream_key = keys.class_events(class_id)
     last_id = _start_id(class_id)
+    session_alive = sessions.watcher(client)  # a logout or password change ends the stream too
 
     def generate():
         nonlocal last_id
         deadline = time.monotonic() + config["SSE_MAX_SECONDS"]
         yield f"retry: 2000\n{_sse('hello', {'class_id': class_id, 'since': last_id})}"
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and session_alive():
             reply = client.xread({stream_key: last_id}, count=READ_COUNT, block=config["SSE_BLOCK_MS"])
             if not reply:
                 yield ": keepalive\n\n"

@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from classroom_contract import EMOTIONS, ObservationResult
+from classroom_contract import ObservationResult
 from markupsafe import Markup, escape
 
 from classroom_dashboard.attention import observation_score
+from classroom_dashboard.emotion import LABELS
 
 
 def _runs(points: Sequence[tuple[float, float | None]]) -> list[list[tuple[float, float]]]:
@@ -261,7 +262,7 @@ def class_attention_svg(rows: Sequence[dict], start: float, end: float, threshol
 
 
 def emotion_mix_svg(rows: Sequence[dict], start: float, end: float) -> Markup:
-    """Stacked bars: per bucket the share of each emotion among the observations with a face."""
+    """Stacked bars: per bucket the share of each current emotion (emotion.LABELS) among the students."""
     width, left, right = _WIDE["width"], _WIDE["left"], _WIDE["right"]
     legend_y, top, plot_h, bottom = 16, 30, 170, 26
     height = top + plot_h + bottom
@@ -278,18 +279,21 @@ def emotion_mix_svg(rows: Sequence[dict], start: float, end: float) -> Markup:
         f'<svg class="chart emotion-mix" viewBox="0 0 {width} {height}" role="img" data-buckets="{len(rows)}" '
         f'aria-label="share of each emotion over time">'
     ]
-    _legend(parts, [(f"emo-{e}", e) for e in EMOTIONS], left, legend_y)
+    _legend(parts, [(f"emo-{e}", e) for e in LABELS], left, legend_y)
     for level in (0, 0.5, 1):
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(level):.1f}" y2="{y(level):.1f}"/>')
         parts.append(f'<text class="axis" x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{level:.0%}</text>')
-    _axis_title(parts, "share of faces", top, plot_h)
+    _axis_title(parts, "share of students", top, plot_h)
     for row in rows:
         x0, x1 = x(row["t0"]), x(row["t1"])
         shares = row["emotions"] or {}
-        label = ", ".join(f"{e} {s:.0%}" for e, s in sorted(shares.items(), key=lambda i: -i[1]) if s) or "no faces"
+        label = (
+            ", ".join(f"{e} {s:.0%}" for e, s in sorted(shares.items(), key=lambda i: -i[1]) if s)
+            or "no current emotion"
+        )
         parts.append(f'<g class="mix-bucket"><title>{escape(_range_label(row, span))}: {escape(label)}</title>')
         level = 0.0
-        for emotion in EMOTIONS:
+        for emotion in LABELS:
             share = shares.get(emotion, 0.0)
             if share <= 0:
                 continue

@@ -1,6 +1,7 @@
 """Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase.
 
-Lessons (lessons.py), tokens (manage.py) and the class timeline (timeline.py) have their own blueprints.
+Lessons (lessons.py), class creation (manage.py), the roster (enrolment.py) and the class timeline
+(timeline.py) have their own blueprints.
 """
 
 from __future__ import annotations
@@ -8,15 +9,15 @@ from __future__ import annotations
 import logging
 import time
 
-import redis
-from classroom_contract import EMOTIONS, keys, store
+from classroom_contract import keys, store
 from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, charts, lessons, records, roster
+from classroom_dashboard import accounts, charts, lessons, records, roster, security_log
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
-from classroom_dashboard.db import get_crop_store, get_redis
+from classroom_dashboard.db import crop_store_or_none, get_redis
+from classroom_dashboard.emotion import LABELS, emotions_over
 
 bp = Blueprint("classes", __name__)
 log = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ RANGES = {15: "15 min", 60: "1 hour", 360: "6 hours", 1440: "1 day", 10080: "7 d
 
 
 def _student_or_404(class_id: str, student_id: str):
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
     latest = get_redis().hget(keys.class_latest(class_id), student_id)
     if latest is None:
@@ -52,7 +53,7 @@ def index():
 def detail(class_id):
     """One tile per student, flagged students first; static/dashboard.js keeps it live via SSE.
 
-    Also the running lesson (start/stop), the last 10 lessons and the token rotation button.
+    Also the running lesson (start/stop), the last 10 lessons and a link to the roster.
     """
     info = require_class(class_id)
     client = get_redis()
@@ -86,14 +87,18 @@ def student(class_id, student_id):
         abort(404)
     end = max(time.time(), latest.captured_at)
     start = end - min(minutes * 60, config["RETENTION_SECONDS"])
-    series = store.student_series(client, class_id, student_id, since=start)
+    window = config["ATTENTION_WINDOW_SECONDS"]
     use_emotions = not config["ATTENTION_ONLY"]
+    # read one window further back, so the first observations' current emotion is the tile's then
+    history = store.student_series(client, class_id, student_id, since=start - window if use_emotions else start)
+    series = [r for r in history if r.captured_at >= start]
     rows = charts.timeline_buckets(series, start, end, buckets=120, use_emotions=use_emotions)
     present = [r for r in series if r.face_count > 0]
     shares = None
-    if use_emotions:
-        labelled = [r.emotion for r in present if r.emotion]
-        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in EMOTIONS]
+    if use_emotions:  # the current emotion as of each observation: what the tile showed then
+        current = emotions_over(history, window, config["EMOTION_MIN_CONFIDENCE"])
+        labelled = [e.label for r, e in zip(history, current, strict=True) if e and r.captured_at >= start]
+        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in LABELS]
     stats = {
         "observations": len(series),
         "present_share": len(present) / len(series) if series else None,
@@ -120,15 +125,22 @@ def export_csv(class_id):
     ``?lesson=ID``: only the results captured during that lesson (until now while it runs).
     """
     require_class(class_id)
-    use_emotions = not current_app.config["ATTENTION_ONLY"]
-    since = time.time() - current_app.config["RETENTION_SECONDS"]
+    config = current_app.config
+    use_emotions = not config["ATTENTION_ONLY"]
+    since = time.time() - config["RETENTION_SECONDS"]
+    emotion_settings = {
+        "window": config["ATTENTION_WINDOW_SECONDS"],
+        "min_confidence": config["EMOTION_MIN_CONFIDENCE"],
+    }
     if request.args.get("lesson"):
         lesson = lessons.lesson_or_404(class_id, request.args["lesson"])
         start, end = lessons.lesson_range(lesson)
-        chunks = records.csv_chunks(get_redis(), class_id, max(start, since), use_emotions, until=end)
+        chunks = records.csv_chunks(
+            get_redis(), class_id, max(start, since), use_emotions, until=end, **emotion_settings
+        )
         filename = f"class-{class_id}-lesson-{lesson['lesson_id']}.csv"
     else:
-        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions)
+        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions, **emotion_settings)
         filename = f"class-{class_id}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
@@ -138,23 +150,14 @@ def export_csv(class_id):
 def delete_student(class_id, student_id):
     """Erase everything stored about one student of the class (`classroom_contract.erasure`)."""
     require_class(class_id)
-    if not accounts.CLASS_ID_PATTERN.match(student_id):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
-    erased = erase_student(get_redis(), _crop_store_or_none(), class_id, student_id)
+    erased = erase_student(get_redis(), crop_store_or_none(), class_id, student_id)
     log.info(
         "erasure class=%s student=%s batches=%d generation=%d", class_id, student_id, erased.batches, erased.generation
     )
+    security_log.event(
+        "student_erased", class_id=class_id, student_id=student_id, batches=erased.batches, generation=erased.generation
+    )
     flash(f"All data of student {student_id} was deleted.", "info")
     return redirect(url_for("classes.detail", class_id=class_id))
-
-
-def _crop_store_or_none():
-    """The crop store, or None when it cannot be reached: the erasure then leaves the student's
-    queued crops to expire (CROPS_TTL_SECONDS) - their jobs are gone, nothing reads them."""
-    client = get_crop_store()
-    try:
-        client.ping()
-    except redis.RedisError as exc:
-        log.warning("erasure: crop store unreachable (%s); queued crops will expire on their own", exc)
-        return None
-    return client

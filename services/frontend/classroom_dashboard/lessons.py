@@ -50,7 +50,7 @@ def _lesson(raw: dict) -> dict | None:
 
 def get_lesson(client, class_id: str, lesson_id: str) -> dict | None:
     """{"class_id", "lesson_id", "started_at", "ended_at" (None while running), "started_by"} or None."""
-    if not accounts.CLASS_ID_PATTERN.match(lesson_id or ""):
+    if not accounts.CLASS_ID_PATTERN.fullmatch(lesson_id or ""):
         return None
     return _lesson(client.hgetall(keys.class_lesson(class_id, lesson_id)))
 

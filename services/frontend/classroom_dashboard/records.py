@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from classroom_contract import EMOTIONS, store
-from classroom_contract.erasure import erase_stream_entries
 
 from classroom_dashboard.attention import observation_score
+from classroom_dashboard.emotion import emotions_over
 
 BASE_COLUMNS = [
     "class_id",
@@ -27,17 +27,40 @@ BASE_COLUMNS = [
 ]
 
 
-def csv_chunks(client, class_id: str, since: float, use_emotions: bool, until: float | None = None) -> Iterator[str]:
+#: Appended after the crop's own `emotion` and `p_*` columns: the student's current emotion as of
+#: that row (emotion.py, the same value the tile showed then) and its top mean probability.
+CURRENT_EMOTION_COLUMNS = ["current_emotion", "current_emotion_confidence"]
+
+
+def csv_chunks(
+    client,
+    class_id: str,
+    since: float,
+    use_emotions: bool,
+    until: float | None = None,
+    *,
+    window: float = 60.0,
+    min_confidence: float = 0.5,
+) -> Iterator[str]:
     """CSV text, one chunk per student (streamed: a big class never sits in memory at once).
 
     Results captured in [since, until] (until None: everything since `since`), e.g. one lesson's.
+    With emotions, each row also carries the current emotion as of it, over `window` seconds (read
+    from before `since` too, so the first rows match what the tile showed).
     """
-    header = BASE_COLUMNS + (["emotion", *(f"p_{e}" for e in EMOTIONS)] if use_emotions else [])
+    header = BASE_COLUMNS + (
+        ["emotion", *(f"p_{e}" for e in EMOTIONS), *CURRENT_EMOTION_COLUMNS] if use_emotions else []
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for student_id in store.class_students(client, class_id):
-        for r in store.student_series(client, class_id, student_id, since=since, until=until):
+        lookback = window if use_emotions else 0.0
+        series = store.student_series(client, class_id, student_id, since=since - lookback, until=until)
+        current = emotions_over(series, window, min_confidence) if use_emotions else [None] * len(series)
+        for r, now in zip(series, current, strict=True):
+            if r.captured_at < since:
+                continue
             row = [
                 r.class_id,
                 r.student_id,
@@ -54,17 +77,13 @@ def csv_chunks(client, class_id: str, since: float, use_emotions: bool, until: f
                 probabilities = r.probabilities or []
                 row += [r.emotion or "", *(f"{p:.4f}" for p in probabilities)]
                 row += [""] * (len(EMOTIONS) - len(probabilities))
+                row += [now.label, f"{now.confidence:.4f}"] if now else ["", ""]
             writer.writerow(row)
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
-
-
-def erase_events(client, class_id: str, student_id: str) -> None:
-    """Deprecated: `classroom_contract.erasure.erase_student` erases a student everywhere, stream included."""
-    erase_stream_entries(client, class_id, student_id)
 
 
 def student_of(fields: dict) -> str | None:

@@ -10,7 +10,7 @@ import time
 from classroom_contract import ObservationResult, store
 from flask import current_app
 
-from classroom_dashboard import attention
+from classroom_dashboard import attention, emotion
 
 
 def _history_seconds(config) -> float:
@@ -35,12 +35,20 @@ def student_view(client, latest: ObservationResult, now: float | None = None) ->
         sparkline_seconds=config["SPARKLINE_SECONDS"],
         use_emotions=use_emotions,
     )
+    current = (
+        emotion.current_emotion(latest, series, config["ATTENTION_WINDOW_SECONDS"], config["EMOTION_MIN_CONFIDENCE"])
+        if use_emotions
+        else None
+    )
     return {
         "student_id": latest.student_id,
         "observation_id": latest.observation_id,
         "face_present": latest.face_present,
         "face_count": latest.face_count,
-        "emotion": latest.emotion if use_emotions else None,
+        # the current emotion (emotion.py: window mean, "uncertain" below the threshold), not the crop's
+        "emotion": current.label if current else None,
+        "emotion_window": current.to_dict() if current else None,
+        # the latest crop's own probabilities, as stored
         "probabilities": latest.probabilities if use_emotions else None,
         "head_yaw": latest.head_yaw,
         "head_pitch": latest.head_pitch,

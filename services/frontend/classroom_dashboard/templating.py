@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
+import redis
 from flask import Flask, current_app, g, render_template, request
 
 from classroom_dashboard import charts
@@ -64,6 +66,26 @@ def _error(code: int, title: str):
     return handler
 
 
+log = logging.getLogger(__name__)
+#: Seconds a browser or script should wait before retrying while Redis is unreachable.
+RETRY_AFTER_SECONDS = 10
+
+
+def _wants_json() -> bool:
+    return request.blueprint == "api" or "text/event-stream" in request.headers.get("Accept", "")
+
+
+def _redis_down(error):
+    """503 while Redis is unreachable: a page that says so (JSON for the API and SSE), not a bare 500."""
+    log.error("Redis unavailable during %s %s: %s", request.method, request.path, error)
+    title, description = "Service unavailable", "The class data store does not answer. Try again in a minute."
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if _wants_json():
+        return {"error": title, "status": 503}, 503, headers
+    page = render_template("error.html", code=503, title=title, description=description)
+    return page, 503, headers
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.filters.update(ago=ago, clock=clock, duration=duration, sparkline=sparkline)
     app.jinja_env.globals["state_label"] = STATE_LABELS.get
@@ -80,3 +102,5 @@ def init_app(app: Flask) -> None:
         (405, "Method not allowed"),
     ):
         app.register_error_handler(code, _error(code, title))
+    app.register_error_handler(redis.ConnectionError, _redis_down)
+    app.register_error_handler(redis.TimeoutError, _redis_down)

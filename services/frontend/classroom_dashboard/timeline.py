@@ -8,7 +8,8 @@ Per time bucket (``BUCKETS`` equal slices of the range: the last N minutes, or o
   bucket so that every observation counts when buckets are wide);
 * **present / absent**: students whose latest observation by the end of the bucket (and not older
   than ``OFFLINE_AFTER_SECONDS``) had a face / had none; students without recent data count as neither;
-* **emotion mix**: the share of each emotion among all observations with a face in the bucket.
+* **emotion mix**: the share of each current emotion (``emotion.py``: the tiles' definition, window
+  mean or "uncertain") among the students with one at the end of the bucket (present, not offline).
 
 Every student's series is read once for the range (plus the smoothing look-back) and walked once
 with two pointers, so a page costs O(observations in the window + students x buckets).
@@ -19,13 +20,14 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
-from classroom_contract import EMOTIONS, ObservationResult, store
+from classroom_contract import ObservationResult, store
 from flask import Blueprint, abort, current_app, render_template, request
 
 from classroom_dashboard import charts, lessons
 from classroom_dashboard.attention import observation_score
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
+from classroom_dashboard.emotion import LABELS, emotions_over
 
 bp = Blueprint("timeline", __name__)
 
@@ -42,11 +44,12 @@ def class_timeline(
     window: float = 60.0,
     offline_after: float = 120.0,
     use_emotions: bool = True,
+    min_confidence: float = 0.5,
 ) -> list[dict]:
     """One row per bucket: t0, t1, score (None without data), scored, present, absent, emotions.
 
-    `emotions` is {emotion: share} of the bucket's observations with a face and a label (empty
-    when there were none), or None with `use_emotions` off. Each series must be oldest first.
+    `emotions` is {label: share} of the students' current emotions at the end of the bucket (empty
+    when no student had one), or None with `use_emotions` off. Each series must be oldest first.
     """
     width = max(end - start, 1e-9) / buckets
     horizon = max(window, width)
@@ -54,12 +57,13 @@ def class_timeline(
         {"t0": start + i * width, "t1": start + (i + 1) * width, "sum": 0.0, "scored": 0, "present": 0, "absent": 0}
         for i in range(buckets)
     ]
-    mix = [dict.fromkeys(EMOTIONS, 0) for _ in range(buckets)] if use_emotions else None
+    mix = [dict.fromkeys(LABELS, 0) for _ in range(buckets)] if use_emotions else None
     for series in series_by_student.values():
         scores = [observation_score(r, use_emotions) if r.face_count > 0 else None for r in series]
+        current = emotions_over(series, window, min_confidence) if mix is not None else None
         lo = hi = 0
         total, count = 0.0, 0
-        for row in rows:
+        for i, row in enumerate(rows):
             t1 = row["t1"]
             while hi < len(series) and series[hi].captured_at <= t1:  # enters the smoothing window
                 if scores[hi] is not None:
@@ -74,10 +78,8 @@ def class_timeline(
                 row["scored"] += 1
             if hi and t1 - series[hi - 1].captured_at <= offline_after:
                 row["present" if series[hi - 1].face_count > 0 else "absent"] += 1
-        if mix is not None:
-            for r in series:
-                if r.face_count > 0 and r.emotion in EMOTIONS and start <= r.captured_at <= end:
-                    mix[min(buckets - 1, int((r.captured_at - start) / width))][r.emotion] += 1
+                if current is not None and current[hi - 1] is not None:
+                    mix[i][current[hi - 1].label] += 1
     out = []
     for i, row in enumerate(rows):
         emotions = None
@@ -130,6 +132,7 @@ def show(class_id):
         window=window,
         offline_after=config["OFFLINE_AFTER_SECONDS"],
         use_emotions=use_emotions,
+        min_confidence=config["EMOTION_MIN_CONFIDENCE"],
     )
     return render_template(
         "classes/timeline.html",

@@ -49,7 +49,7 @@ class Outcome:
 PENDING_TTL_S = 8 * 24 * 3600
 
 
-def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces, generation: int) -> dict:
+def _job_meta(batch_id: str, class_id: str, student_id: str, faces, generation: int) -> dict:
     """What the predict job needs besides the crops: no pixels, only ids, times and head pose.
 
     `generation` is the student's erasure tombstone as read at ingest: a worker drops the results
@@ -58,7 +58,7 @@ def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces, gene
     return {
         "batch_id": batch_id,
         "class_id": class_id,
-        "student_id": batch.student_id,
+        "student_id": student_id,
         "generation": generation,
         "observations": [
             {
@@ -73,7 +73,7 @@ def _job_meta(batch_id: str, class_id: str, batch: ObservationBatch, faces, gene
     }
 
 
-def _direct_results(class_id: str, batch: ObservationBatch, observations) -> list[ObservationResult]:
+def _direct_results(class_id: str, student_id: str, observations) -> list[ObservationResult]:
     """Results that need no model: absences, and every observation in attention-only mode.
 
     They carry presence and head pose only (emotion None); in attention-only mode the crop is
@@ -84,7 +84,7 @@ def _direct_results(class_id: str, batch: ObservationBatch, observations) -> lis
         ObservationResult(
             observation_id=str(o.observation_id),
             class_id=class_id,
-            student_id=batch.student_id,
+            student_id=student_id,
             captured_at=o.captured_at,
             processed_at=now,
             face_count=o.face_count,
@@ -109,18 +109,20 @@ def ingest(
     client: redis.Redis,
     queue: Queue,
     class_id: str,
+    student_id: str,
     batch: ObservationBatch,
     settings: Settings,
     crop_store: redis.Redis,
 ) -> Outcome:
-    """Store what is new in `batch` and queue its faces; report new vs already-seen counts.
+    """Store what is new in `batch` (of `student_id`, taken from the credential) and queue its faces;
+    report new vs already-seen counts. Ids are deduplicated per student (keys.seen).
 
     `client` is the main Redis, `crop_store` the crop store (CROP_STORE_URL): crops go only there.
     """
     unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
     in_request_duplicates = len(batch.observations) - len(unique)
-    seen_keys = [keys.seen(str(o.observation_id)) for o in unique]
-    tombstone = keys.erasure_generation(class_id, batch.student_id)
+    seen_keys = [keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
+    tombstone = keys.erasure_generation(class_id, student_id)
     batch_id = uuid.uuid4().hex
     parked = False
     with client.pipeline(transaction=True) as pipe:
@@ -137,11 +139,14 @@ def ingest(
                     parked = True
                 pipe.multi()
                 for o in new:
-                    pipe.set(keys.seen(str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds)
+                    pipe.set(
+                        keys.seen(class_id, student_id, str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds
+                    )
                 if faces:
-                    _queue_job(pipe, queue, _job_meta(batch_id, class_id, batch, faces, generation), settings)
+                    _queue_job(pipe, queue, _job_meta(batch_id, class_id, student_id, faces, generation), settings)
                 if direct:
-                    store.add_results(pipe, _direct_results(class_id, batch, direct), settings.result_retention_seconds)
+                    results = _direct_results(class_id, student_id, direct)
+                    store.add_results(pipe, results, settings.result_retention_seconds)
                 if new:
                     pipe.execute()
                 else:
@@ -156,7 +161,7 @@ def ingest(
     if parked and not faces:  # parked on an earlier try, then every face turned out a duplicate
         _unpark(crop_store, batch_id, parked)
     duplicates = in_request_duplicates + len(unique) - len(new)
-    log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, batch.student_id, len(new), duplicates)
+    log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, student_id, len(new), duplicates)
     return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)
 
 

@@ -1,4 +1,4 @@
-"""Per-class-token request limit: a fixed one-minute window counted in Redis (shared by API replicas).
+"""Per-student request limit (by credential hash): a fixed one-minute window counted in Redis (shared by replicas).
 
 A fixed window is one INCR per request and lets a burst of up to twice the limit straddle a
 window edge; for protecting the queue from a misbehaving agent that is precise enough.
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import redis
 from classroom_contract import keys
-from classroom_contract.tokens import hash_token
 
 WINDOW_S = 60
 
@@ -22,13 +21,15 @@ class Verdict:
     retry_after_s: int
 
 
-def check(client: redis.Redis, token: str, limit_per_minute: int, now: float | None = None) -> Verdict:
-    """Count one request of `token`; refuse it when the window's count passes the limit (0 = no limit)."""
+def check(client: redis.Redis, credential_sha256: str, limit_per_minute: int, now: float | None = None) -> Verdict:
+    """Count one request of a credential; refuse it when the window's count passes the limit (0 = no limit).
+
+    Per student, not per class: one runaway or abusive agent exhausts only its own allowance."""
     if limit_per_minute <= 0:
         return Verdict(True, 0)
     now = time.time() if now is None else now
     window = int(now // WINDOW_S)
-    key = keys.rate_limit(hash_token(token), window)
+    key = keys.rate_limit(credential_sha256, window)
     pipe = client.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, WINDOW_S * 2)

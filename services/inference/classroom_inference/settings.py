@@ -25,6 +25,12 @@ def default_model_dir() -> Path:
     return checkout if checkout.is_dir() else Path.cwd() / "models" / SIGNATURE.model_name
 
 
+def default_join_page_dir() -> Path:
+    """<repo>/services/capture-web/dist (built by `npm ci && npm run build` there) in a checkout;
+    the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
+    return Path(__file__).resolve().parents[2] / "capture-web" / "dist"
+
+
 class Settings(BaseSettings):
     """Configuration of the inference service; each field is the env var of the same name, upper case."""
 
@@ -62,9 +68,16 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(512 * 1024, gt=0)
     max_crops_per_request: int = Field(64, ge=1)
-    # A class shares one token and each agent posts about once a second: 40 students at 2 samples/s
-    # send ~2,400 requests a minute. The limit stops a runaway or abusive token, not a full class.
-    rate_limit_per_minute: int = Field(6000, ge=0, description="Requests per class token per minute; 0 = off.")
+    # Each student has their own credential and an agent posts about once a second (at most one
+    # request per sample): 600 a minute is 10 a second, far above a working agent, and stops a
+    # runaway or abusive one without touching the rest of the class.
+    rate_limit_per_minute: int = Field(600, ge=0, description="Requests per student credential per minute; 0 = off.")
+    max_clock_skew_seconds: float = Field(
+        300,
+        ge=0,
+        description="Capture times further than this ahead of the server clock are refused (422): a future "
+        "time would freeze the student's tile as their latest state.",
+    )
     retry_after_s: int = Field(5, ge=1, description="Retry-After sent with a 503 when Redis is down.")
 
     coalesce_max_batches: int = Field(
@@ -87,4 +100,8 @@ class Settings(BaseSettings):
     )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    join_page_dir: Path = Field(
+        default_factory=default_join_page_dir,
+        description="Built browser capture page served at /join (services/capture-web/dist); absent = /join is 404.",
+    )
     log_level: str = "INFO"

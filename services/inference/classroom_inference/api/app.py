@@ -12,6 +12,7 @@ from prometheus_client import make_asgi_app
 
 from classroom_inference import __version__, metrics
 from classroom_inference.api.bodylimit import BodyLimit
+from classroom_inference.api.join import mount_join_page
 from classroom_inference.api.routes import health, observations
 from classroom_inference.connection import crop_store_client, redis_client
 from classroom_inference.queues import inference_queue
@@ -54,14 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """422 naming each invalid field, without echoing the input back: a value such as 1e999
-        (infinity) made FastAPI's default handler fail to render JSON (500), and a crop need not
-        travel back to the laptop."""
+        """400 when the body is not JSON at all (as the API docs promise), else 422 naming each
+        invalid field; never echoing the input back: a value such as 1e999 (infinity) made
+        FastAPI's default handler fail to render JSON (500), and a crop need not travel back."""
         errors = [{key: error[key] for key in ("type", "loc", "msg") if key in error} for error in exc.errors()]
-        return JSONResponse({"detail": errors}, status_code=422)
+        return JSONResponse({"detail": errors}, status_code=400 if _not_json(exc.errors()) else 422)
 
     app.include_router(observations.router)
     app.include_router(health.router)
     app.mount("/metrics", make_asgi_app())
+    mount_join_page(app, settings.join_page_dir)  # the browser capture page, same origin as the API
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _not_json(errors) -> bool:
+    """The body could not be parsed as JSON (or is missing): FastAPI's `json_invalid`, or `missing` at the body."""
+    return any(
+        e.get("type") == "json_invalid" or (e.get("type") == "missing" and tuple(e.get("loc", ())) == ("body",))
+        for e in errors
+    )

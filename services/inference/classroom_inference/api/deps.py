@@ -1,9 +1,10 @@
-"""Request dependencies: settings, Redis, the queue, and the class a bearer token belongs to."""
+"""Request dependencies: settings, Redis, the queue, and the student a bearer credential belongs to."""
 
 from __future__ import annotations
 
 import redis
 from classroom_contract import store
+from classroom_contract.tokens import credential_sha256
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from rq import Queue
@@ -11,7 +12,10 @@ from rq import Queue
 from classroom_inference import ratelimit
 from classroom_inference.settings import Settings
 
-bearer = HTTPBearer(auto_error=False, description="The class token a teacher gave the agents.")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="The student's own credential (16 characters, dashes optional) from the teacher's roster.",
+)
 
 
 def get_settings(request: Request) -> Settings:
@@ -35,22 +39,26 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-def class_id(
+def student(
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     client: redis.Redis = Depends(get_redis),
     settings: Settings = Depends(get_settings),
-) -> str:
-    """The class of the presented token; 401 when missing or unknown, 429 when over its rate limit."""
+) -> store.Enrolment:
+    """Class and student of the presented credential: the only source of either (never the body).
+
+    401 when missing, malformed, unknown or revoked; 429 when this student is over their rate limit.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise _unauthorized("missing bearer token")
-    found = store.class_for_token(client, credentials.credentials)
+        raise _unauthorized("missing bearer credential")
+    digest = credential_sha256(credentials.credentials)
+    found = None if digest is None else store.student_for_credential(client, credentials.credentials)
     if found is None:
-        raise _unauthorized("unknown or revoked class token")
-    verdict = ratelimit.check(client, credentials.credentials, settings.rate_limit_per_minute)
+        raise _unauthorized("unknown or revoked student credential")
+    verdict = ratelimit.check(client, digest, settings.rate_limit_per_minute)
     if not verdict.allowed:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            detail=f"over {settings.rate_limit_per_minute} requests per minute for this class token",
+            detail=f"over {settings.rate_limit_per_minute} requests per minute for this student",
             headers={"Retry-After": str(verdict.retry_after_s)},
         )
     return found

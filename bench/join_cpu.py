@@ -1,0 +1,129 @@
+"""CPU of a student's capturing tab: the /join page in Debian's headless Chromium with a fake camera
+(FER faces placed in 640x480 frames), sampling at --rate, against a real API on 127.0.0.1.
+
+    python bench/join_cpu.py [--rate 2] [--seconds 30]
+
+CPU% = user+system time of ALL of Chromium's processes (browser, renderer, GPU/utility) read from
+/proc over --seconds, divided by wall time: % of one core. Measured twice: the consent page open
+(camera off: the browser's own idle cost) and sharing. Also the page's own detection time per
+frame (median). Needs the built page (services/capture-web/dist) and redis-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from classroom_capture.synthetic import FrameMaker, load_fer_faces  # noqa: E402
+from classroom_contract import store, tokens  # noqa: E402
+from join.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from join.test_join_page import FPS, write_y4m  # noqa: E402
+from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def chromium_cpu_seconds() -> float:
+    total = 0.0
+    for pid in descendants(os.getpid()):
+        try:
+            if "chromium" not in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode():
+                continue
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICKS
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
+def measure(seconds: float) -> float:
+    before, start = chromium_cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (chromium_cpu_seconds() - before) / (time.monotonic() - start)
+
+
+def main() -> None:
+    import redis
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=2.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp())
+    redis_port, api_port = free_port(), free_port()
+    redis_proc = start_redis(redis_port, tmp)
+    url = f"redis://127.0.0.1:{redis_port}/0"
+    client = redis.Redis.from_url(url)
+    store.create_class(client, "bench", "Bench", "teacher", sample_rate_hz=args.rate)
+    credential = tokens.new_credential()
+    store.enrol_student(client, "bench", "s1", "s1", credential)
+    env = {"REDIS_URL": url, "API_PORT": str(api_port), "API_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    api = Proc([str(BIN / "classroom-api")], tmp / "api.log", env=env)
+    base = f"http://127.0.0.1:{api_port}"
+    camera = tmp / "camera.y4m"
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
+    write_y4m(camera, [maker.next().image for _ in range(10 * FPS)])
+    try:
+        wait_until(lambda: http_ok(base + "/healthz"), timeout=60, what="the API")
+        with sync_playwright() as p:
+            fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake, f"--use-file-for-fake-video-capture={camera}"]
+            )
+            page = browser.new_page()
+            page.goto(f"{base}/join#{credential}")
+            page.locator("#agree").wait_for()
+            time.sleep(3)
+            idle = measure(min(args.seconds, 15))
+            page.locator("#agree").click()
+            time.sleep(8)  # model load and first samples
+            detect_ms = []
+            start = time.monotonic()
+            before = chromium_cpu_seconds()
+            while time.monotonic() - start < args.seconds:
+                time.sleep(1 / args.rate)
+                value = page.evaluate("document.body.dataset.detectMs")
+                if value:
+                    detect_ms.append(float(value))
+            sharing = 100 * (chromium_cpu_seconds() - before) / (time.monotonic() - start)
+            sent = page.locator("#sent").inner_text()
+            browser.close()
+    finally:
+        api.stop()
+        redis_proc.stop()
+    print(
+        f"rate {args.rate}/s: Chromium (all processes) {sharing:.1f}% of one core while sharing, "
+        f"{idle:.1f}% on the consent page; detection {statistics.median(detect_ms):.1f} ms/frame (median); "
+        f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+// In-browser face detection: @vladmandic/face-api's tiny face detector and its tiny 68-point
+// landmark model on tfjs's wasm backend. Chosen by measurement (bench/browser_detectors.py, see
+// services/capture-web/README.md). Model weights and .wasm files are bundled at build time and served
+// by the class server under /join/assets/: nothing is downloaded from anywhere else.
+import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
+
+/** The crop square, calibrated like the Python agent's detectors on FER faces placed in frames
+ * (bench/browser_detectors.py, 200 faces, medians against the placed FER box):
+ * - from the detector's box: side 0.915 * max(w, h), centre shifted by (0.039, -0.086) * max(w, h);
+ * - from the landmarks: centre 0.025 (right) and 0.296 (down) eye-mouth distances from the eyes'
+ *   midpoint, side 2.503 eye-mouth distances;
+ * - the square is 0.7 * landmark square + 0.3 * box square: the tiny detector's box jitters more
+ *   than the landmarks, and the blend gave the Python agent's emotion most often (93% vs 89% for
+ *   the box alone, on the calibration faces; tests/join/test_parity.py measures unseen faces).
+ * NEUTRAL_NOSE_HEIGHT: median nose height between eye line and mouth line on the same faces. */
+export const BOX_GEOMETRY = { scale: 0.915, dx: 0.039, dy: -0.086 };
+export const LANDMARK_GEOMETRY = { right: 0.025, down: 0.296, side: 2.503 };
+export const LANDMARK_WEIGHT = 0.7;
+export const NEUTRAL_NOSE_HEIGHT = 0.54;
+/** cropFace() geometry for a square that is already final. */
+export const IDENTITY = { scale: 1, dx: 0, dy: 0 };
+
+/** The crop square [x, y, side, side] of a detected face (see above). */
+export function cropSquare(face) {
+  const [x, y, w, h] = face.box;
+  const size = Math.max(w, h);
+  const box = {
+    cx: x + w / 2 + BOX_GEOMETRY.dx * size,
+    cy: y + h / 2 + BOX_GEOMETRY.dy * size,
+    side: BOX_GEOMETRY.scale * size,
+  };
+  const [rightEye, leftEye, , mouthR, mouthL] = face.landmarks;
+  const eyes = [(rightEye[0] + leftEye[0]) / 2, (rightEye[1] + leftEye[1]) / 2];
+  const mouth = [(mouthR[0] + mouthL[0]) / 2, (mouthR[1] + mouthL[1]) / 2];
+  const em = Math.hypot(mouth[0] - eyes[0], mouth[1] - eyes[1]);
+  const marks = {
+    cx: eyes[0] + LANDMARK_GEOMETRY.right * em,
+    cy: eyes[1] + LANDMARK_GEOMETRY.down * em,
+    side: LANDMARK_GEOMETRY.side * em,
+  };
+  const mix = (k) => LANDMARK_WEIGHT * marks[k] + (1 - LANDMARK_WEIGHT) * box[k];
+  const side = mix("side");
+  return [mix("cx") - side / 2, mix("cy") - side / 2, side, side];
+}
+
+/** inputSize 224 with score >= 0.3: 172 of 200 placed FER faces (0.5: 158; 160 px: 141; 320 px
+ * was slower and found fewer), no false alarm on empty frames (tests/join); on the frame downscaled
+ * to WORK_WIDTH: 174 of 200. */
+export const INPUT_SIZE = 224;
+export const MIN_SCORE = 0.3;
+
+export async function loadDetector(assets) {
+  faceapi.tf.setWasmPaths(`${assets}/wasm/`);
+  await faceapi.tf.setBackend("wasm");
+  await faceapi.tf.ready();
+  await faceapi.nets.tinyFaceDetector.loadFromUri(`${assets}/model`);
+  await faceapi.nets.faceLandmark68TinyNet.loadFromUri(`${assets}/model`);
+  return faceapi.tf.getBackend();
+}
+
+const mean = (points) => [
+  points.reduce((s, p) => s + p.x, 0) / points.length,
+  points.reduce((s, p) => s + p.y, 0) / points.length,
+];
+
+/** The Python agent's five landmarks from the 68: eye centres, nose tip, mouth corners. */
+export function fivePoints(positions) {
+  const xy = (p) => [p.x, p.y];
+  return [mean(positions.slice(36, 42)), mean(positions.slice(42, 48)), xy(positions[30]), xy(positions[48]), xy(positions[54])];
+}
+
+/** Like the Python agent, detect on a copy downscaled to this width: a student's face is large, and
+ * reading back and resizing a 640x480 frame in tfjs costs more than the detector's own work. */
+export const WORK_WIDTH = 320;
+const small = document.createElement("canvas");
+
+function downscaled(input) {
+  const width = input.videoWidth || input.width;
+  const height = input.videoHeight || input.height;
+  if (width <= WORK_WIDTH) return [input, 1];
+  const factor = WORK_WIDTH / width;
+  small.width = WORK_WIDTH;
+  small.height = Math.round(height * factor);
+  const context = small.getContext("2d", { willReadFrequently: true });
+  context.imageSmoothingQuality = "medium";
+  context.drawImage(input, 0, 0, small.width, small.height);
+  return [small, factor];
+}
+
+/** Faces in `input` (canvas or video), in its pixels: [{box: [x, y, w, h], score, landmarks: five [x, y]}]. */
+export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
+  const [image, factor] = downscaled(input);
+  const options = new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold });
+  const found = await faceapi.detectAllFaces(image, options).withFaceLandmarks(true);
+  const up = (v) => v / factor;
+  return found.map((r) => {
+    const b = r.detection.box;
+    return {
+      box: [up(b.x), up(b.y), up(b.width), up(b.height)],
+      score: r.detection.score,
+      landmarks: fivePoints(r.landmarks.positions).map(([x, y]) => [up(x), up(y)]),
+    };
+  });
+}

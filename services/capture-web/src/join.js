@@ -1,0 +1,198 @@
+// The capture page at /join: consent, camera preview, "sharing / paused", in-browser detection,
+// 48x48 crops, IndexedDB outbox, delivery. Only observations leave the page: never a frame.
+import { normalise, takeFromFragment } from "./credential.js";
+import { cropFace, encodeCrop, toGray } from "./crop.js";
+import { IDENTITY, NEUTRAL_NOSE_HEIGHT, cropSquare, detectFaces, loadDetector } from "./detect.js";
+import { Outbox } from "./outbox.js";
+import { headPose } from "./pose.js";
+import { Sender } from "./sender.js";
+
+// Relative: the page works under a path prefix too (PUBLIC_URL/prefix/join).
+const ASSETS = "join/assets";
+const $ = (id) => document.getElementById(id);
+const show = (id, visible = true) => {
+  $(id).hidden = !visible;
+};
+
+const state = { credential: null, me: null, outbox: null, sender: null, stream: null, sharing: false, timer: null };
+const canvas = document.createElement("canvas");
+
+function fatal(message) {
+  $("fatal").textContent = message;
+  show("fatal");
+}
+
+function setStatus(message, isError = false) {
+  $("status").textContent = message;
+  $("status").classList.toggle("error", isError);
+}
+
+async function whoAmI(credential) {
+  const response = await fetch("v1/me", {
+    headers: { Authorization: `Bearer ${credential}` },
+    credentials: "omit",
+    cache: "no-store",
+  });
+  if (response.status === 401 || response.status === 403) return null;
+  if (!response.ok) throw new Error(`the class server answered ${response.status}`);
+  return response.json();
+}
+
+async function signIn(credential) {
+  let me;
+  try {
+    me = await whoAmI(credential);
+  } catch (error) {
+    fatal(`Could not reach the class server (${error.message}). Reload the page to try again.`);
+    return;
+  }
+  if (!me) {
+    sessionStorage.removeItem("credential");
+    $("code-error").textContent = "This join link or code is not valid (any more). Ask your teacher for a new one.";
+    show("code-error");
+    show("code-entry");
+    return;
+  }
+  state.credential = credential;
+  state.me = me;
+  sessionStorage.setItem("credential", credential); // this tab only: a reload keeps working
+  $("class-name").textContent = me.class_name || me.class_id;
+  $("student-name").textContent = me.display_name || me.student_id;
+  const rate = Number(me.sample_rate_hz) || 2;
+  const every = rate >= 1 ? `${rate} time${rate === 1 ? "" : "s"} a second` : `once every ${Math.round(1 / rate)} seconds`;
+  $("rate-line").firstChild.textContent = `About ${every} it looks for your face. It then sends your class's server `;
+  show("code-entry", false);
+  show("consent");
+}
+
+async function startCamera() {
+  state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  $("preview").srcObject = state.stream;
+  await $("preview").play();
+}
+
+function stopCamera() {
+  for (const track of state.stream ? state.stream.getTracks() : []) track.stop();
+  state.stream = null;
+  $("preview").srcObject = null;
+}
+
+function render() {
+  const banner = $("state");
+  banner.className = `state ${state.sharing ? "sharing" : "paused"}`;
+  banner.textContent = state.sharing ? "SHARING with your class" : "PAUSED: nothing is being sent";
+  document.body.dataset.state = state.sharing ? "sharing" : "paused";
+  $("toggle").textContent = state.sharing ? "Pause" : "Resume sharing";
+}
+
+/** One sample: detect, crop and queue an observation (never the frame). */
+async function sample() {
+  const video = $("preview");
+  if (!video.videoWidth) return;
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  const context = canvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(video, 0, 0);
+  const capturedAt = Date.now() / 1000;
+  const started = performance.now();
+  const faces = await detectFaces(canvas);
+  document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
+  const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
+  if (faces.length) {
+    const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
+    const gray = toGray(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
+    observation.crop = encodeCrop(cropFace(gray, canvas.width, canvas.height, cropSquare(student), IDENTITY));
+    [observation.head_yaw, observation.head_pitch] = headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT);
+  }
+  if (!state.sharing) return; // paused while detecting: this sample is discarded
+  await state.outbox.put(ownerKey(), observation);
+  $("face").textContent = faces.length ? "yes" : "no";
+}
+
+function ownerKey() {
+  return `${state.me.class_id}/${state.me.student_id}`;
+}
+
+/** Samples at the class's rate; the next one is scheduled after the previous finished (no overlap). */
+function scheduleSampling() {
+  const period = 1000 / (Number(state.me.sample_rate_hz) || 2);
+  const tick = async () => {
+    if (!state.sharing) return;
+    const started = performance.now();
+    try {
+      await sample();
+    } catch (error) {
+      setStatus(`Capture problem: ${error.message}`, true);
+    }
+    if (state.sharing) state.timer = setTimeout(tick, Math.max(0, period - (performance.now() - started)));
+  };
+  tick();
+}
+
+async function deliver() {
+  for (let rounds = 1; ; rounds += 1) {
+    let wait = 1;
+    if (state.sharing && !state.sender.stopped) wait = await state.sender.round();
+    if (wait === null) {
+      await pause(); // the credential was revoked: nothing more can be sent with it
+      $("toggle").disabled = true;
+      sessionStorage.removeItem("credential");
+      return;
+    }
+    $("sent").textContent = String(state.sender.sent);
+    $("waiting").textContent = String(await state.outbox.count(ownerKey()));
+    document.body.dataset.rounds = String(rounds); // a heartbeat: tests wait on it, never on the clock
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+  }
+}
+
+async function resume() {
+  await startCamera();
+  state.sharing = true;
+  render();
+  scheduleSampling();
+}
+
+async function pause() {
+  state.sharing = false;
+  clearTimeout(state.timer);
+  stopCamera();
+  render();
+}
+
+async function agree() {
+  show("consent", false);
+  show("live");
+  render();
+  try {
+    await loadDetector(ASSETS);
+    state.outbox = await Outbox.open();
+    state.sender = new Sender({ outbox: state.outbox, owner: ownerKey(), credential: state.credential, onStatus: setStatus });
+    await resume();
+  } catch (error) {
+    fatal(`Could not start: ${error.message}`);
+    return;
+  }
+  deliver();
+}
+
+function main() {
+  $("agree").addEventListener("click", agree);
+  $("toggle").addEventListener("click", () => (state.sharing ? pause() : resume()));
+  $("code-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const credential = normalise($("code").value);
+    if (!credential) {
+      $("code-error").textContent = "That is not a join code: 16 letters and digits, like ABCD-EFGH-JKMN-PQRS.";
+      show("code-error");
+      return;
+    }
+    show("code-error", false);
+    signIn(credential);
+  });
+  const credential = takeFromFragment(window.location, window.history) || sessionStorage.getItem("credential");
+  if (credential) signIn(credential);
+  else show("code-entry");
+}
+
+main();

@@ -1,0 +1,68 @@
+"""The roster in a real browser: a teacher enrols a student and prints join cards whose QR codes scan.
+
+Debian's headless Chromium (Playwright) against gunicorn on a loopback port, as in test_browser.py.
+Each printed QR code is screenshotted and decoded with OpenCV's QR decoder: it must give exactly
+that student's join link, which the API accepts as that student's credential.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from classroom_contract import store, tokens
+from classroom_dashboard import accounts, credentials
+
+from tests.frontend.helpers import PASSWORD
+from tests.frontend.test_browser import CHROMIUM, CHROMIUM_ARGS, SECRET_KEY, server  # noqa: F401 - fixture
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+]
+
+
+def _decode(png: bytes) -> str:
+    import cv2
+
+    image = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE)
+    big = cv2.resize(image, None, fx=3, fy=3, interpolation=cv2.INTER_NEAREST)  # ~3 px a module on screen
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(big)
+    return text
+
+
+def test_enrol_then_print_cards_whose_qr_codes_scan_to_each_students_link(server, redis_client):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    accounts.create_teacher(redis_client, "alice", PASSWORD)
+    accounts.create_class(redis_client, "alice", "7b", "Class 7b")
+    credentials.enrol(redis_client, SECRET_KEY, "7b", "ben", "Ben O.")  # sealed under the dashboard's key
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 900})
+            page.goto(f"{server}/classes/7b/roster")
+            page.fill("#username", "alice")
+            page.fill("#password", PASSWORD)
+            page.click("button[type=submit]")
+            page.fill("#enrol-form input[name=student_id]", "anna")
+            page.fill("#enrol-form input[name=display_name]", "Anna K.")
+            page.click("#enrol-form button[type=submit]")
+            page.wait_for_selector('tr[data-student="anna"] code.credential')
+            page.click("#print-sheet")
+            page.emulate_media(media="print")
+            cards = page.locator("article.join-card")
+            assert cards.count() == 2
+            scanned = {}
+            for i in range(2):
+                card = cards.nth(i)
+                link = card.locator(".join-link").inner_text()
+                scanned[card.get_attribute("data-student")] = (link, _decode(card.locator(".qr-box svg").screenshot()))
+        finally:
+            browser.close()
+    for student_id, (printed, decoded) in scanned.items():
+        assert decoded == printed, (student_id, decoded, printed)
+        _, credential = tokens.parse_join_link(decoded)
+        assert store.student_for_credential(redis_client, credential) == store.Enrolment("7b", student_id)

@@ -1,0 +1,105 @@
+"""Fixtures of the browser capture page's tests: the built page, Debian's headless Chromium, a
+private static server for the detector bench page, and FER faces placed in frames."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from inference.support import local_predictor  # noqa: F401 - fixture
+from procs import REPO
+
+WEB = REPO / "services" / "capture-web"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+needs_browser = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
+    pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm (apt-get install -y npm)"),
+]
+
+
+def _npm(*args: str) -> None:
+    subprocess.run(["npm", *args], cwd=WEB, check=True, capture_output=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def built_page() -> Path:
+    """services/capture-web/dist, built now when scripts/test.sh has not built it already."""
+    if not (WEB / "node_modules" / "esbuild").is_dir():
+        _npm("ci", "--no-audit", "--no-fund")
+    if not (WEB / "dist" / "index.html").is_file():
+        _npm("run", "build")
+    return WEB / "dist"
+
+
+@pytest.fixture(scope="session")
+def bench_site(built_page, tmp_path_factory):
+    """The detector bench page (the page's own detect/crop modules) on a private loopback server;
+    put frames under `folder`. Yields (base_url, folder)."""
+    folder = tmp_path_factory.mktemp("bench-site")
+    node = (
+        "require('esbuild').buildSync({entryPoints:['bench/bench.js'],bundle:true,minify:true,"
+        f"format:'iife',outfile:{str(folder / 'bench.js')!r}}})"
+    )
+    subprocess.run(["node", "-e", node], cwd=WEB, check=True, timeout=300)
+    shutil.copy(WEB / "bench" / "bench.html", folder / "bench.html")
+    shutil.copytree(built_page / "assets" / "model", folder / "model")
+    shutil.copytree(built_page / "assets" / "wasm", folder / "wasm")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", folder
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def playwright():
+    """One Playwright for the session (its sync API cannot nest); tests launch browsers from it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def camera_browser(playwright, camera):
+    """Chromium whose camera plays `camera` (a Y4M file) and grants access without asking."""
+    browser = playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        args=[
+            *CHROMIUM_ARGS,
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+            f"--use-file-for-fake-video-capture={camera}",
+        ],
+    )
+    yield browser
+    browser.close()

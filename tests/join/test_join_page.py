@@ -1,0 +1,219 @@
+"""The /join capture page end to end, every part real: Debian's headless Chromium with a fake camera
+(a Y4M video made here from FER2013 faces placed in frames), the API under uvicorn serving the page,
+Redis, an RQ worker with the local predictor. What a student sees, what leaves the page, and what
+the server stores.
+"""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+from classroom_capture.cvsetup import cv2
+from classroom_capture.synthetic import FrameMaker, load_fer_faces
+from classroom_contract import store, tokens
+from inference.support import Worker, new_class, service_env
+from procs import BIN, Proc, free_port, http_ok, wait_until
+
+from join.conftest import needs_browser
+
+pytestmark = needs_browser
+
+FPS = 4
+
+
+def write_y4m(path, frames) -> None:
+    """An uncompressed Y4M (4:2:0) Chromium's fake camera plays in a loop."""
+    height, width = frames[0].shape[:2]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{width} H{height} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            out.write(b"FRAME\n")
+            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory):
+    """10 s of one student's webcam: ten FER faces, one a second, in the same room."""
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
+    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
+    write_y4m(path, [maker.next().image for _ in range(10 * FPS)])
+    return path
+
+
+class Api:
+    """classroom-api on a fixed port, so it can be stopped and started again at the same address."""
+
+    def __init__(self, tmp, redis_url, page_dir):
+        self.port, self.tmp = free_port(), tmp
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = service_env(redis_url, api_port=self.port, api_host="127.0.0.1", join_page_dir=page_dir)
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = Proc([str(BIN / "classroom-api")], self.tmp / f"api-{id(self)}-{free_port()}.log", env=self.env)
+        wait_until(lambda: http_ok(self.url + "/healthz"), timeout=60, what="classroom-api")
+
+    def stop(self):
+        self.proc.stop()
+
+
+@pytest.fixture
+def system(redis_url, tmp_path, built_page):
+    api = Api(tmp_path, redis_url, built_page)
+    worker = Worker(tmp_path, redis_url)
+    klass = new_class(redis_url, name="Physics 2B")
+    yield api, klass
+    worker.stop()
+    api.stop()
+
+
+def _counter(page, name: str) -> int:
+    return int(page.locator(f"#{name}").inner_text())
+
+
+def _rounds(page) -> int:
+    return int(page.evaluate("document.body.dataset.rounds || '0'"))
+
+
+def test_join_consent_capture_restart_pause_and_results(system, camera_browser, redis_client):
+    from playwright.sync_api import expect
+
+    api, klass = system
+    credential = klass.credential("ada")
+    posted, foreign = [], []
+    context = camera_browser.new_context()
+
+    def only_our_origin(route):
+        if route.request.url.startswith(api.url + "/"):
+            route.continue_()
+        else:  # every other origin is blocked: the page must work without any
+            foreign.append(route.request.url)
+            route.abort()
+
+    context.route("**/*", only_our_origin)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on(
+        "request",
+        lambda r: posted.append(r.post_data_json) if r.method == "POST" and "/v1/observations" in r.url else None,
+    )
+    response = page.goto(f"{api.url}/join#{tokens.display(credential).lower()}")
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "connect-src 'self'" in csp and "script-src 'self'" in csp
+
+    # Consent first: who and what, in plain words; the camera is off and nothing is sent.
+    expect(page.locator("#consent")).to_be_visible()
+    expect(page.locator("#student-name")).to_have_text("ada")
+    expect(page.locator("#class-name")).to_have_text("Physics 2B")
+    assert "48 by 48" in page.locator("#consent").inner_text()
+    assert page.evaluate("location.hash") == ""  # the credential left the address bar at once
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
+    assert posted == []
+
+    page.locator("#agree").click()
+    expect(page.locator("#state")).to_have_text("SHARING with your class")
+    wait_until(lambda: _counter(page, "sent") >= 6, timeout=90, what="observations delivered")
+
+    # The server goes away mid-run: observations wait in IndexedDB, then arrive once, when it is back.
+    api.stop()
+    wait_until(lambda: _counter(page, "waiting") >= 4, timeout=60, what="observations waiting while down")
+    api.start()
+    wait_until(lambda: _counter(page, "waiting") <= 1, timeout=90, what="the outbox delivered")
+
+    # Pause: the camera stops, the banner says so, and nothing more is captured or sent.
+    page.locator("#toggle").click()
+    expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
+    rounds = _rounds(page)
+    wait_until(lambda: _rounds(page) >= rounds + 1, timeout=30, what="the counters to catch up with the pause")
+    requests_at_pause, waiting_at_pause = len(posted), _counter(page, "waiting")
+    rounds = _rounds(page)
+    wait_until(lambda: _rounds(page) >= rounds + 4, timeout=30, what="four delivery rounds while paused")
+    assert len(posted) == requests_at_pause
+    assert _counter(page, "waiting") == waiting_at_pause
+    sent = _counter(page, "sent")
+    context.close()
+
+    assert foreign == []
+    assert not [e for e in errors if "Failed to fetch" not in e and "ERR_CONNECTION_REFUSED" not in e], errors
+    # Never a frame: every body is {"observations": [...]}, each a 48x48 crop at most, no student id.
+    ids_per_request = []
+    for body in posted:
+        assert set(body) == {"observations"}
+        ids_per_request.append([o["observation_id"] for o in body["observations"]])
+        for o in body["observations"]:
+            assert set(o) <= {"observation_id", "captured_at", "face_count", "crop", "head_yaw", "head_pitch"}
+            if o["face_count"]:
+                assert len(o["crop"]) == 3072 and -90 <= o["head_yaw"] <= 90
+    attempted = [i for ids in ids_per_request for i in ids]
+    unique = set(attempted)
+    assert len(attempted) > len(unique), "the restart should have made the page resend some observations"
+
+    # Stored once each, all of them, with an emotion from the real worker for the faces.
+    def stored():
+        return store.student_series(redis_client, klass.class_id, "ada")
+
+    wait_until(lambda: len(stored()) >= sent, timeout=90, what="the worker to store every observation")
+    results = stored()
+    ids = [r.observation_id for r in results]
+    assert len(ids) == len(set(ids)), "an observation was counted twice"
+    assert set(ids) <= unique
+    assert len(ids) >= len(unique) - waiting_at_pause  # nothing lost: all but what waits (paused) is stored
+    faces = [r for r in results if r.face_count]
+    assert len(faces) >= 0.75 * len(results)
+    assert all(r.emotion is not None and r.head_yaw is not None for r in faces)
+    assert np.median([abs(r.head_yaw) for r in faces]) < 30
+    latest = store.latest_results(redis_client, klass.class_id)
+    assert "ada" in latest
+
+
+def test_join_page_without_build_says_how_to_build(redis_url, tmp_path):
+    api = Api(tmp_path, redis_url, tmp_path / "not-built")
+    try:
+        with pytest.raises(urllib.error.HTTPError) as error:
+            urllib.request.urlopen(f"{api.url}/join", timeout=5)
+        assert error.value.code == 404
+        assert "npm ci && npm run build" in error.value.read().decode()
+        assert "default-src 'none'" in error.value.headers["Content-Security-Policy"]
+    finally:
+        api.stop()
+
+
+def test_unknown_code_is_refused_in_plain_words(system, chromium):
+    api, _ = system
+    page = chromium.new_page()
+    page.goto(f"{api.url}/join")
+    page.locator("#code").fill("not a code")
+    page.locator("#code-form button").click()
+    assert "not a join code" in page.locator("#code-error").inner_text()
+    page.locator("#code").fill(tokens.display(tokens.new_credential()))
+    page.locator("#code-form button").click()
+    from playwright.sync_api import expect
+
+    expect(page.locator("#code-error")).to_contain_text("not valid")
+    assert page.locator("#consent").is_hidden()
+    page.close()
+
+
+def test_a_revoked_link_stops_the_page_and_says_why(system, camera_browser, redis_client):
+    """The teacher issues the student a new link: the old page stops sharing and says so."""
+    from playwright.sync_api import expect
+
+    api, klass = system
+    credential = klass.credential("bea")
+    page = camera_browser.new_page()
+    page.goto(f"{api.url}/join#{credential}")
+    page.locator("#agree").click()
+    wait_until(lambda: _counter(page, "sent") >= 2, timeout=90, what="observations delivered")
+    store.rotate_credential(redis_client, klass.class_id, "bea", tokens.new_credential())
+    expect(page.locator("#status")).to_contain_text("no longer valid", timeout=30_000)
+    expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+    expect(page.locator("#toggle")).to_be_disabled()
+    assert page.evaluate("document.getElementById('preview').srcObject") is None
+    page.close()
