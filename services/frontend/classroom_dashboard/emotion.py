@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 from classroom_contract import EMOTIONS, ObservationResult
 
 #: The label shown when the window's top mean probability is below the confidence threshold.
@@ -49,7 +48,7 @@ class CurrentEmotion:
 
 def label_of(mean: Sequence[float], min_confidence: float) -> str:
     """The emotion of the highest mean probability, or "uncertain" below `min_confidence`."""
-    top = int(np.argmax(mean))
+    top = max(range(len(mean)), key=mean.__getitem__)
     return EMOTIONS[top] if float(mean[top]) >= min_confidence else UNCERTAIN
 
 
@@ -63,7 +62,7 @@ def emotions_over(
     """
     usable = [r.face_count > 0 and r.probabilities is not None for r in series]
     rows = [r.probabilities for r, ok in zip(series, usable, strict=True) if ok]
-    probabilities = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(EMOTIONS))
+    probabilities = [[float(p) for p in row] for row in rows]
     times = [r.captured_at for r, ok in zip(series, usable, strict=True) if ok]
     out: list[CurrentEmotion | None] = []
     lo = hi = 0  # the window is probabilities[lo:hi]
@@ -76,16 +75,21 @@ def emotions_over(
         if result.face_count <= 0 or lo == hi:
             out.append(None)
             continue
-        mean = probabilities[lo:hi].mean(axis=0)
+        mean = _mean(probabilities[lo:hi])
         out.append(
             CurrentEmotion(
                 label=label_of(mean, min_confidence),
-                confidence=float(mean.max()),
-                probabilities=tuple(float(p) for p in mean),
+                confidence=max(mean),
+                probabilities=tuple(mean),
                 observations=hi - lo,
             )
         )
     return out
+
+
+def _mean(rows: list[list[float]]) -> list[float]:
+    """Per-emotion mean of probability rows, in plain Python: the dashboard image has no NumPy."""
+    return [sum(row[i] for row in rows) / len(rows) for i in range(len(EMOTIONS))]
 
 
 def current_emotion(
