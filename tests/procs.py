@@ -17,6 +17,19 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 BIN = Path(PYTHON).parent
 
+#: Debian's Chromium, driven headless by the browser tests (Playwright's executable_path).
+CHROMIUM = "/usr/bin/chromium"
+#: As root on a closed network: no sandbox, no GPU, none of Chromium's own background connections.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
 
 def free_port() -> int:
     with socket.socket() as sock:

@@ -14,20 +14,9 @@ from pathlib import Path
 
 import pytest
 from classroom_dashboard import accounts, lessons
-from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+from procs import BIN, CHROMIUM, CHROMIUM_ARGS, REPO, Proc, free_port, http_ok, wait_until
 
 from tests.frontend.helpers import PASSWORD, result, write
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = [
     pytest.mark.browser,

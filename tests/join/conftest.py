@@ -12,19 +12,9 @@ from pathlib import Path
 
 import pytest
 from inference.support import local_predictor  # noqa: F401 - fixture
-from procs import REPO
+from procs import CHROMIUM, CHROMIUM_ARGS, REPO
 
 WEB = REPO / "services" / "capture-web"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 needs_browser = [
     pytest.mark.browser,

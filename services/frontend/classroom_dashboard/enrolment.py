@@ -39,18 +39,19 @@ def _display_name(student_id: str) -> str:
 @login_required
 def roster(class_id):
     """Enrolled students with their code, join link and QR code, and the forms to manage them."""
-    info = require_class(class_id)
-    cards = credentials.cards(get_redis(), current_app.config["SECRET_KEY"], class_id, public_url())
-    return render_template("classes/roster.html", info=info, cards=cards)
+    return render_template("classes/roster.html", info=require_class(class_id), cards=_cards(class_id))
 
 
 @bp.get("/classes/<class_id>/roster/print")
 @login_required
 def print_sheet(class_id):
     """One card per student (name, QR code, link, code) laid out for printing and cutting."""
-    info = require_class(class_id)
-    cards = credentials.cards(get_redis(), current_app.config["SECRET_KEY"], class_id, public_url())
-    return render_template("classes/roster_print.html", info=info, cards=cards)
+    return render_template("classes/roster_print.html", info=require_class(class_id), cards=_cards(class_id))
+
+
+def _cards(class_id: str) -> list[dict]:
+    """The class's join cards (credentials unsealed with the dashboard's key, links on PUBLIC_URL)."""
+    return credentials.cards(get_redis(), current_app.config["SECRET_KEY"], class_id, public_url())
 
 
 @bp.post("/classes/<class_id>/roster")
