@@ -2,7 +2,7 @@
 measured on: recall on FER faces placed in 640x480 frames, recall against YuNet (`yuface`, the
 Python agent's detector) on frames of the shared video, time per frame (median, wasm backend).
 
-    python bench/browser_detectors.py [--faces 100] [--video PATH] [--video-frames 20]
+    python -m bench.browser_detectors [--faces 100] [--video PATH] [--video-frames 20]
 
 Needs `npm ci` in services/capture-web (the candidates are its devDependencies) and /usr/bin/chromium.
 Everything is served from 127.0.0.1 by this script; no model is downloaded.

@@ -1,7 +1,7 @@
 """Capture-agent CPU benchmark: per detector, ms/frame at 640x480, faces found on the same real
 images, and CPU% of one core for the whole agent at 2 samples/s.
 
-    python bench/capture_cpu.py [--video PATH] [--seconds 20] [--rate 2] [--work-widths 320,640]
+    python -m bench.capture_cpu [--video PATH] [--seconds 20] [--rate 2] [--work-widths 320,640]
 
 Images: frames of the shared real video (/work/shared/media/facenet_pytorch_video.mp4, 1920x1080,
 many small faces) letterboxed to 640x480, when it exists; always also 100 synthetic 640x480 frames

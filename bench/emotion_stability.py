@@ -1,6 +1,6 @@
 """How often the emotion a teacher sees changes: the latest crop's label vs the dashboard's window mean.
 
-    python bench/emotion_stability.py [--video PATH] [--rate 2] [--window 60] [--min-confidence 0.5]
+    python -m bench.emotion_stability [--video PATH] [--rate 2] [--window 60] [--min-confidence 0.5]
                                       [--model models/emotion/5] [--fer PATH] [--out reports/emotion-stability]
 
 1. The shared real video is sampled at --rate per second; each sample goes through the capture

@@ -1,6 +1,6 @@
 """Inference throughput: the bare model vs the whole pipeline (HTTP -> Redis/RQ -> worker -> Redis).
 
-    python bench/inference_throughput.py [--seconds 8] [--batch 16] [--clients 4] [--workers 1]
+    python -m bench.inference_throughput [--seconds 8] [--batch 16] [--clients 4] [--workers 1]
                                          [--backend local|tfserving] [--bfloat16 auto|on|off]
                                          [--rate R]
 
@@ -13,7 +13,7 @@ Two load shapes:
 
 Everything runs on this machine over loopback: a private redis-server, `classroom-api`,
 `classroom-worker` processes and, for `--backend tfserving`, the stand-in TF Serving of
-tests/tfserving_server.py. Crops are real FER2013 faces from data/fer2013_sample.csv.gz.
+tests/support/tfserving_server.py. Crops are real FER2013 faces from data/fer2013_sample.csv.gz.
 Each phase is bounded by --seconds (the drain of queued work by --drain-seconds).
 
 Prints crops/s of the bare model (one process calling predict in a loop), crops/s of the
@@ -35,13 +35,12 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from classroom_contract import encode_crop, keys, store, tokens
+
+from tests.support.inference import fer_faces
+from tests.support.procs import BIN, Proc, free_port, http_ok, start_redis, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-from classroom_contract import encode_crop, keys, store, tokens  # noqa: E402
-from inference.support import fer_faces  # noqa: E402
-from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
 
 
 def percentiles(values: list[float]) -> str:
@@ -192,7 +191,7 @@ def main() -> int:
         server = None
         if args.backend == "tfserving":
             port = free_port()
-            server = Proc([sys.executable, str(REPO / "tests" / "tfserving_server.py"), "--port", str(port)],
+            server = Proc([sys.executable, "-m", "tests.support.tfserving_server", "--port", str(port)],
                           workdir / "tfserving.log")  # fmt: skip
             env["TFSERVING_ADDRESS"] = f"127.0.0.1:{port}"
         try:

@@ -1,7 +1,7 @@
 """CPU of a student's capturing tab: the /join page in Debian's headless Chromium with a fake camera
 (FER faces placed in 640x480 frames), sampling at --rate, against a real API on 127.0.0.1.
 
-    python bench/join_cpu.py [--rate 2] [--seconds 30]
+    python -m bench.join_cpu [--rate 2] [--seconds 30]
 
 CPU% = user+system time of ALL of Chromium's processes (browser, renderer, GPU/utility) read from
 /proc over --seconds, divided by wall time: % of one core. Measured twice: the consent page open
@@ -14,19 +14,17 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from classroom_capture.synthetic import FrameMaker, load_fer_faces
+from classroom_contract import store, tokens
 
-from classroom_capture.synthetic import FrameMaker, load_fer_faces  # noqa: E402
-from classroom_contract import store, tokens  # noqa: E402
-from join.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
-from join.test_join_page import FPS, write_y4m  # noqa: E402
-from procs import BIN, Proc, free_port, http_ok, start_redis, wait_until  # noqa: E402
+from tests.support.join import FPS, write_y4m
+from tests.support.procs import BIN, CHROMIUM, CHROMIUM_ARGS, Proc, free_port, http_ok, start_redis, wait_until
+
+ROOT = Path(__file__).resolve().parents[1]
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

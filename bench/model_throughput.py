@@ -1,7 +1,7 @@
 """Served-model throughput and accuracy: each SavedModel in float32 and with the bfloat16 rewrite.
 
-    python bench/model_throughput.py [--model models/emotion/2 ...] [--batch 64] [--seconds 10]
-    python bench/model_throughput.py --model models/emotion/5 --fast plain-w32-d1 --fast separable-w48-d1 \
+    python -m bench.model_throughput [--model models/emotion/2 ...] [--batch 64] [--seconds 10]
+    python -m bench.model_throughput --model models/emotion/5 --fast plain-w32-d1 --fast separable-w48-d1 \
         --keras kd-a=runs/kd-a.keras --mini-xception --float32-only --rounds 2
 
 `--fast SPEC` adds an untrained network of the efficient family (`models.make_fast_model`; speed

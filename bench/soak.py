@@ -1,12 +1,12 @@
 """Soak run: the real stack under classroom load through a schedule of faults, then a nothing-lost ledger.
 
-    python bench/soak.py --agents 200 --minutes 10 --out reports/soak
+    python -m bench.soak --agents 200 --minutes 10 --out reports/soak
 
 What runs, all as real processes on 127.0.0.1 (issue #7):
 - a private redis-server with AOF (`appendfsync always`), so a Redis restart loses nothing committed;
 - the crop store: a second redis-server with persistence off (CROP_STORE_URL), where crops wait;
 - `classroom-api` (uvicorn) and `--workers` `classroom-worker` processes with PREDICTOR_BACKEND=tfserving;
-- the stand-in TF Serving of tests/tfserving_server.py as its own process: a real gRPC server
+- the stand-in TF Serving of tests/support/tfserving_server.py as its own process: a real gRPC server
   speaking TF Serving's PredictionService/ModelService with the official protos, backed by the real
   SavedModel. The `tensorflow_model_server` binary itself cannot be installed on this machine (no
   package or image for it here), so this stand-in is what the workers talk to;
@@ -70,7 +70,6 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -80,21 +79,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import redis
+from classroom_capture.agent import make_observation
+from classroom_capture.detector import FrameFacts
+from classroom_capture.outbox import Outbox
+from classroom_capture.sender import Sender
+from classroom_contract import keys, store, tokens
+from rq import Queue
+from rq.job import Job
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
+
+from tests.support.inference import fer_faces, service_env
+from tests.support.procs import BIN, PYTHON, Proc, free_port, http_ok, redis_ping, start_redis, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
-
-import redis  # noqa: E402
-from classroom_capture.agent import make_observation  # noqa: E402
-from classroom_capture.detector import FrameFacts  # noqa: E402
-from classroom_capture.outbox import Outbox  # noqa: E402
-from classroom_capture.sender import Sender  # noqa: E402
-from classroom_contract import keys, store, tokens  # noqa: E402
-from inference.support import fer_faces, service_env  # noqa: E402
-from procs import BIN, PYTHON, Proc, free_port, http_ok, redis_ping, start_redis, wait_until  # noqa: E402
-from rq import Queue  # noqa: E402
-from rq.job import Job  # noqa: E402
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry  # noqa: E402
 
 log = logging.getLogger("soak")
 CLASS_ID = "soak"
@@ -372,7 +370,7 @@ class Stack:
         return start_redis(self.crop_store_port, self.crop_store_dir)
 
     def _spawn_tfserving(self, service: Service) -> Proc:
-        args = [PYTHON, str(REPO / "tests" / "tfserving_server.py"), "--port", str(self.tf_port)]
+        args = [PYTHON, "-m", "tests.support.tfserving_server", "--port", str(self.tf_port)]
         return Proc(args, service.log_path(), env=service_env(self.redis_url))
 
     def _spawn_api(self, service: Service) -> Proc:
@@ -1272,7 +1270,7 @@ def readme(ledger: dict, stats: dict, events: list[str]) -> str:
         "",
         "Produced by `bench/soak.py` (real redis-server with AOF, a memory-only crop store, `classroom-api`, "
         f"{cfg['workers']} `classroom-worker` on the tfserving backend, the stand-in TF Serving of "
-        "tests/tfserving_server.py; agents use the product's Outbox and Sender).",
+        "tests/support/tfserving_server.py; agents use the product's Outbox and Sender).",
         "",
         f"Machine: {m['cpus']} CPUs, load average before the run {m['loadavg_before'][0]:.2f}. "
         + (f"**The CPU was shared** with: {busy}." if busy else "No other busy process."),
@@ -1347,7 +1345,7 @@ def readme(ledger: dict, stats: dict, events: list[str]) -> str:
         "- Fault windows (shaded) run from the fault to its recovery: the killed worker's batches stored (waited",
         "  for at most 30% of the run), Redis/TF Serving/API serving and results flowing again, the cut-off",
         "  agents' outboxes empty again.",
-        "- TF Serving is the stand-in of tests/tfserving_server.py (official protos, real SavedModel): the",
+        "- TF Serving is the stand-in of tests/support/tfserving_server.py (official protos, real SavedModel): the",
         "  `tensorflow_model_server` binary cannot be installed on this machine. Redis runs with",
         "  `appendfsync always`; the API with RATE_LIMIT_PER_MINUTE as listed above (0 = off).",
         "- The simulated agents run in the soak's own process on the same CPUs as the services: on a shared",

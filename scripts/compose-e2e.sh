@@ -6,7 +6,7 @@
 # 1. scripts/compose-engine.sh start: a Docker Engine with its state under $COMPOSE_E2E_DIR, and
 #    registry-free stand-ins for the upstream images that cannot be pulled here (each says so).
 # 2. docker compose build (each project image once), and the TF Serving stand-in where the real
-#    image cannot be pulled (the project's gRPC stand-in, tests/tfserving_server.py).
+#    image cannot be pulled (the project's gRPC stand-in, tests/support/tfserving_server.py).
 # 3. tests/deploy/test_compose_e2e.py against the running compose project (see its docstring).
 # 4. Always: `docker compose down -v` of the project it started, and the engine stopped when this
 #    run started it. Artefacts (dashboard screenshot, logs) stay in artifacts/compose-e2e/ (git-ignored).
@@ -62,10 +62,10 @@ docker compose --profile monitoring build -q
 tfs_image=$(awk '/image: *tensorflow\/serving:/{print $2; exit}' docker-compose.yml)
 inference_image=$(docker compose config --images | grep '^classroom/inference:' | head -1)
 if ! docker image inspect "$tfs_image" >/dev/null 2>&1 && ! timeout 30 docker pull -q "$tfs_image" >/dev/null 2>&1; then
-  step "cannot pull $tfs_image: building its stand-in (tests/tfserving_server.py)"
+  step "cannot pull $tfs_image: building its stand-in (tests/support/tfserving_server.py)"
   ctx=$W/tfserving-standin
   rm -rf "$ctx" && mkdir -p "$ctx"
-  cp tests/deploy/standins/tfserving/* tests/tfserving_server.py "$ctx/"
+  cp tests/deploy/standins/tfserving/* tests/support/tfserving_server.py "$ctx/"
   DOCKER_BUILDKIT=1 docker build -q --build-arg "BASE=$inference_image" -t "$tfs_image" "$ctx" >/dev/null
 fi
 step "images ready"

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from procs import free_port, start_redis  # noqa: E402
+from tests.support.procs import free_port, start_redis
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from capture.fake_api import FakeApi
-
-#: A well-formed student credential (Crockford base32), alice's on the fake API.
-TOKEN = "ABCD-EFGH-JKMN-PQRS"
+from tests.support.fake_api import TOKEN, FakeApi
 
 
 @pytest.fixture(scope="session")

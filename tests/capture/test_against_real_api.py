@@ -26,7 +26,8 @@ import pytest
 import redis
 from classroom_capture.outbox import Outbox
 from classroom_contract import keys, store, tokens
-from procs import BIN, Proc, free_port, http_ok, wait_until
+
+from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 CAPTURE = str(BIN / "classroom-capture")
 CLASS_ID, STUDENT, TOKEN = "room-1", "alice", tokens.new_credential()

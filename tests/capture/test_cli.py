@@ -10,9 +10,9 @@ import time
 
 import pytest
 from classroom_capture.detector import yunet_available
-from procs import BIN, Proc, free_port, wait_until
 
-from capture.conftest import TOKEN
+from tests.support.fake_api import TOKEN
+from tests.support.procs import BIN, Proc, free_port, wait_until
 
 CAPTURE = str(BIN / "classroom-capture")
 

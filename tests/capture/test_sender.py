@@ -10,10 +10,9 @@ import pytest
 from classroom_capture.outbox import Outbox
 from classroom_capture.sender import AuthRejected, Backoff, Sender, SenderFatal, owner_key, parse_retry_after
 from classroom_contract import Observation, encode_crop
-from procs import free_port
 
-from capture.conftest import TOKEN
-from capture.fake_api import FakeApi
+from tests.support.fake_api import TOKEN, FakeApi
+from tests.support.procs import free_port
 
 
 def fill(box: Outbox, count: int, credential: str = TOKEN) -> list[str]:

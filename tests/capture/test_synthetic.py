@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 from classroom_capture.cvsetup import cv2
 from classroom_capture.synthetic import default_sample_path, load_fer_faces, write_synthetic_frames
-from procs import BIN, REPO
 
-from capture.conftest import TOKEN
-from capture.fake_api import FakeApi
+from tests.support.fake_api import TOKEN, FakeApi
+from tests.support.procs import BIN, REPO
 
 
 def test_sample_is_the_repository_file_with_all_rows(fer_faces, monkeypatch):

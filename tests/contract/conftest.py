@@ -1,3 +1,3 @@
-"""Fixtures of the contract tests (defined in tests/inference/support.py)."""
+"""Fixtures of the contract tests (defined in tests/support/inference.py)."""
 
-from inference.support import klass, local_predictor  # noqa: F401 - fixtures
+from tests.support.inference import klass, local_predictor  # noqa: F401 - fixtures

@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 from classroom_contract import SIGNATURE
-from procs import BIN, REPO
+
+from tests.support.procs import BIN, REPO
 
 MODEL_DIR = REPO / "models" / SIGNATURE.model_name
 VERSIONS = sorted(p for p in MODEL_DIR.iterdir() if (p / "saved_model.pb").is_file())

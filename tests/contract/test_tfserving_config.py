@@ -7,8 +7,9 @@ import re
 from classroom_contract import SIGNATURE
 from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
 from google.protobuf import text_format
-from procs import REPO
 from tensorflow_serving.config import model_server_config_pb2
+
+from tests.support.procs import REPO
 
 CONFIG = REPO / "deploy" / "tfserving"
 

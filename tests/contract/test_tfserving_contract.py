@@ -1,6 +1,6 @@
 """The `tfserving` backend against a real gRPC server using TF Serving's official protos.
 
-The server (tests/tfserving_server.py) runs the same SavedModel, so the tfserving backend must
+The server (tests/support/tfserving_server.py) runs the same SavedModel, so the tfserving backend must
 return what the local backend returns for the same real faces; readiness follows the server.
 """
 
@@ -11,10 +11,11 @@ import pytest
 from classroom_contract import SIGNATURE
 from classroom_inference import modelstatus
 from classroom_inference.predictor import PredictorUnavailable, TFServingPredictor
-from inference.support import fer_faces
-from procs import free_port
 from tensorflow_serving.apis import get_model_status_pb2
-from tfserving_server import FakeTFServing
+
+from tests.support.inference import fer_faces
+from tests.support.procs import free_port
+from tests.support.tfserving_server import FakeTFServing
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_light_status_messages_are_wire_identical_to_official_protos():
 
 
 def test_api_readyz_follows_tf_serving(redis_url, tmp_path):
-    from inference.support import Api, get
+    from tests.support.inference import Api, get
 
     port = free_port()
     server = FakeTFServing(port).start()

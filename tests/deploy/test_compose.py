@@ -23,6 +23,8 @@ import pytest
 import yaml
 from classroom_contract import SIGNATURE, keys, store
 
+from tests.support.compose import VARIABLE, interpolate
+
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 ENV_EXAMPLE = REPO / ".env.example"
@@ -33,7 +35,6 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|AUTH", re.IGNORECASE)
 SECRETS = {"REDIS_PASSWORD", "CROP_STORE_PASSWORD", "SECRET_KEY", "DEMO_TEACHER_PASSWORD"}
 SECRETS_DIR = "/run/secrets/classroom"
 DEMO_SERVICES = {"demo-setup", "demo-ca", "demo-agents"}
-VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
 ONE_SHOT_CONDITION = "service_completed_successfully"
 
 
@@ -62,36 +63,6 @@ def documented_names() -> set[str]:
 def variables_in(text: str) -> set[str]:
     text = text.replace("$$", "")
     return {m.group("name") or m.group("bare") for m in VARIABLE.finditer(text)}
-
-
-class MissingVariable(KeyError):
-    pass
-
-
-def interpolate(value, env: dict[str, str]):
-    """Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error}, $$."""
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if not isinstance(value, str):
-        return value
-
-    def replace(match: re.Match) -> str:
-        name = match.group("name") or match.group("bare")
-        op, arg = match.group("op"), match.group("arg")
-        current = env.get(name)
-        if op in (":-", "-"):
-            unset = current is None or (op == ":-" and current == "")
-            return arg if unset else current
-        if op in (":?", "?"):
-            if current is None or (op == ":?" and current == ""):
-                raise MissingVariable(f"{name}: {arg}")
-            return current
-        return current or ""
-
-    parts = value.split("$$")
-    return "$".join(VARIABLE.sub(replace, part) for part in parts)
 
 
 def filled_env() -> dict[str, str]:
@@ -408,7 +379,7 @@ def test_built_images_have_existing_dockerfiles_and_the_repo_as_context():
 
 
 def test_healthcheck_scripts_exist_in_the_images_that_run_them():
-    from .dockerfiles import copy_sources, stages
+    from tests.support.dockerfiles import copy_sources, stages
 
     builders = {s["image"]: s["build"]["dockerfile"] for s in services().values() if "build" in s}
     for name, service in services().items():

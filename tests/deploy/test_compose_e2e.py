@@ -16,7 +16,7 @@ pattern is found in no file the deployment persists (volumes, container logs); `
 
 Stand-ins: where an upstream image cannot be pulled (no registry here), scripts/compose-engine.sh
 builds one under the same name from Debian packages, and TF Serving is the project's gRPC stand-in
-(tests/tfserving_server.py with the official protos): the first test prints which.
+(tests/support/tfserving_server.py with the official protos): the first test prints which.
 """
 
 from __future__ import annotations

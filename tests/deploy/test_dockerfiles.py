@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from .dockerfiles import DockerIgnore, copy_sources, exec_form, stages
+from tests.support.dockerfiles import DockerIgnore, copy_sources, exec_form, stages
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {

@@ -1,4 +1,4 @@
-"""deploy/k8s rendered offline (tests/deploy/kustomize.py, cross-checked with `kubectl kustomize` when
+"""deploy/k8s rendered offline (tests/support/kustomize.py, cross-checked with `kubectl kustomize` when
 installed) and every resource validated against the Kubernetes OpenAPI schemas bundled in
 kubernetes-validate; KEDA's custom resources and the wiring between resources are checked by hand."""
 
@@ -14,7 +14,7 @@ import pytest
 import yaml
 from classroom_contract import keys
 
-from .kustomize import identity, load_documents, render, split_image
+from tests.support.kustomize import identity, load_documents, render, split_image
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -65,7 +65,7 @@ def test_kubectl_kustomize_renders_the_same(target):
     """Keeps the test's kustomize honest wherever the real one is installed."""
     kubectl, kustomize = shutil.which("kubectl"), shutil.which("kustomize")
     if not (kubectl or kustomize):
-        pytest.skip("neither kubectl nor kustomize is installed; rendered with tests/deploy/kustomize.py only")
+        pytest.skip("neither kubectl nor kustomize is installed; rendered with tests/support/kustomize.py only")
     command = [kustomize, "build"] if kustomize else [kubectl, "kustomize"]
     result = subprocess.run([*command, str(K8S / target)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

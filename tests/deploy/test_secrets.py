@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .dockerfiles import copy_sources, exec_form, stages
+from tests.support.dockerfiles import copy_sources, exec_form, stages
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -286,10 +286,8 @@ def test_redis_start_script_takes_the_password_from_the_file(shell, tmp_path):
         pytest.skip("redis-server is not installed")
     import redis as redis_py
 
-    sys.path.insert(0, str(REPO / "tests"))
-    from procs import free_port
-
-    from .test_compose import interpolate
+    from tests.support.compose import interpolate
+    from tests.support.procs import free_port
 
     secrets = write_secrets(tmp_path / "secrets", REDIS_PASSWORD="0123abcd" * 8)
     port = free_port()

@@ -25,8 +25,9 @@ from classroom_capture.synthetic import write_synthetic_frames
 from classroom_contract import EMOTIONS, SIGNATURE, keys, store
 from classroom_dashboard.emotion import current_emotion
 from classroom_inference.versions import resolve_version
-from inference.support import crops_left
-from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+
+from tests.support.inference import crops_left
+from tests.support.procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
 

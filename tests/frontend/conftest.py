@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from classroom_dashboard import accounts, create_app
 
-from tests.frontend.helpers import PASSWORD, login
+from tests.support.frontend import PASSWORD, login
 
 
 @pytest.fixture

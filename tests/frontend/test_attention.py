@@ -6,7 +6,7 @@ import pytest
 from classroom_contract import EMOTIONS
 from classroom_dashboard import attention
 
-from tests.frontend.helpers import result
+from tests.support.frontend import result
 
 T0 = 1_700_000_000.0
 SETTINGS = dict(window=60, absent_after=30, offline_after=120, threshold=50, sparkline_seconds=600)

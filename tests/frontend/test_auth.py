@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login
+from tests.support.frontend import PASSWORD, csrf_from, login
 
 
 def test_pages_need_login(client, classes):

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from classroom_dashboard import accounts, lessons
-from procs import BIN, CHROMIUM, CHROMIUM_ARGS, REPO, Proc, free_port, http_ok, wait_until
 
-from tests.frontend.helpers import PASSWORD, result, write
+from tests.support.frontend import PASSWORD, result, write
+from tests.support.procs import BIN, CHROMIUM, CHROMIUM_ARGS, REPO, Proc, free_port, http_ok, wait_until
 
 pytestmark = [
     pytest.mark.browser,

@@ -11,7 +11,7 @@ import pytest
 from classroom_contract import EMOTIONS, keys, store
 from classroom_dashboard import create_app
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
+from tests.support.frontend import PASSWORD, csrf_from, login, result, write
 
 
 def test_json_roster_has_the_latest_result_per_student(alice, redis_client):

@@ -12,7 +12,8 @@ import pytest
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts
 from classroom_dashboard.cli import main
-from procs import BIN, Proc, free_port, http_ok, wait_until
+
+from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 
 @pytest.fixture(autouse=True)

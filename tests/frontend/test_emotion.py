@@ -13,7 +13,7 @@ from classroom_contract import EMOTIONS
 from classroom_dashboard import create_app
 from classroom_dashboard.emotion import UNCERTAIN, current_emotion, emotions_over
 
-from tests.frontend.helpers import login, result, write
+from tests.support.frontend import login, result, write
 
 TILE_EMOTION = re.compile(r'<div class="emotion emo-([a-z]+)"')
 MIX_TITLE = re.compile(r'<g class="mix-bucket"><title>[^<]*: ([^<]*)</title>')

@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 import redis
 from classroom_dashboard import accounts, create_app
-from procs import free_port, start_redis
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login
+from tests.support.frontend import PASSWORD, csrf_from, login
+from tests.support.procs import free_port, start_redis
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from classroom_dashboard.auth import safe_next
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.frontend.helpers import PASSWORD, csrf_from
+from tests.support.frontend import PASSWORD, csrf_from
 
 BASE = "https://dash.example/auth/login"
 NEXT_INPUT = re.compile(r'name="next" value="([^"]*)"')

@@ -11,7 +11,7 @@ from classroom_contract import keys, store
 from classroom_dashboard import accounts, create_app, lessons
 from classroom_dashboard.timeline import BUCKETS, class_timeline
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
+from tests.support.frontend import PASSWORD, csrf_from, login, result, write
 
 
 def _csrf(client, path: str = "/") -> str:

@@ -12,7 +12,7 @@ import pytest
 from classroom_contract import keys, store, tokens
 from classroom_dashboard import accounts, credentials
 
-from tests.frontend.helpers import csrf_from, login, result, write
+from tests.support.frontend import csrf_from, login, result, write
 
 CODE = re.compile(
     r'<tr data-student="([^"]+)">.*?<code class="credential">([^<]+)</code>.*?<a class="join-link" href="([^"]+)"', re.S

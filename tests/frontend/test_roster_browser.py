@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
-from procs import CHROMIUM, CHROMIUM_ARGS
 
-from tests.frontend.helpers import PASSWORD
 from tests.frontend.test_browser import SECRET_KEY, server  # noqa: F401 - fixture
+from tests.support.frontend import PASSWORD
+from tests.support.procs import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.browser,

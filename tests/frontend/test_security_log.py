@@ -9,7 +9,7 @@ import re
 import pytest
 from classroom_dashboard import accounts, security_log
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
+from tests.support.frontend import PASSWORD, csrf_from, login, result, write
 
 GUESS = "guessed-pw-4711"
 NEW_PASSWORD = "fresh-pw-0815-long"

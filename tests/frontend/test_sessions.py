@@ -12,7 +12,7 @@ import time
 from classroom_contract import keys
 from classroom_dashboard import accounts, cli
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login
+from tests.support.frontend import PASSWORD, csrf_from, login
 
 COOKIE = "classroom_session"
 NEW_PASSWORD = "a new and long password"

@@ -20,11 +20,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from inference.support import Api, fer_faces, new_class, observation
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from fuzz.test_decoders import mutated_batches
+from tests.fuzz.test_decoders import mutated_batches
+from tests.support.inference import Api, fer_faces, new_class, observation
 
 pytestmark = pytest.mark.slow
 

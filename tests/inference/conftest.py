@@ -1,3 +1,3 @@
-"""Fixtures of the inference tests (defined in support.py, shared with tests/contract)."""
+"""Fixtures of the inference tests (defined in tests/support/inference.py, shared with tests/contract)."""
 
-from inference.support import klass, local_predictor, stack  # noqa: F401 - fixtures
+from tests.support.inference import klass, local_predictor, stack  # noqa: F401 - fixtures

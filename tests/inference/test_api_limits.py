@@ -8,7 +8,7 @@ import pytest
 import redis
 from classroom_inference import ratelimit
 
-from inference.support import Api, fer_faces, new_class, observation, post
+from tests.support.inference import Api, fer_faces, new_class, observation, post
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_too_many_crops_in_one_request(limited_api, redis_url):
 
 
 def test_redis_out_of_memory_is_503(tmp_path):
-    from procs import free_port, start_redis
+    from tests.support.procs import free_port, start_redis
 
     port = free_port()
     server = start_redis(port, tmp_path, extra=["--maxmemory", "3mb", "--maxmemory-policy", "noeviction"])

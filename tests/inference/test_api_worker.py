@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import redis
 from classroom_contract import EMOTIONS, keys, store
-from procs import free_port, wait_until
 
-from inference.support import Api, crops_left, fer_faces, get, observation, post
+from tests.support.inference import Api, crops_left, fer_faces, get, observation, post
+from tests.support.procs import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

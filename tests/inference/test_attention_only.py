@@ -13,7 +13,7 @@ import pytest
 import redis
 from classroom_contract import keys, store
 
-from inference.support import Api, crops_left, fer_faces, observation, post
+from tests.support.inference import Api, crops_left, fer_faces, observation, post
 
 pytestmark = pytest.mark.slow
 

@@ -14,17 +14,16 @@ import numpy as np
 import pytest
 from classroom_inference.predictor import cpu_has_bfloat16, use_bfloat16
 from classroom_inference.settings import Settings
-from procs import REPO
 
-from inference.support import fer_faces
+from tests.support.inference import fer_faces
+from tests.support.procs import REPO
 
 CHILD = """
-import json, sys
+import json
 import numpy as np
 from classroom_inference.predictor import LocalPredictor
 from classroom_inference.versions import resolve_version
-sys.path.insert(0, {tests!r})
-from inference.support import fer_faces
+from tests.support.inference import fer_faces
 from pathlib import Path
 predictor = LocalPredictor(resolve_version(Path({models!r})), bfloat16=True)
 print(json.dumps(predictor.predict(fer_faces(64, offset=100)).tolist()))
@@ -60,8 +59,8 @@ def test_setting_is_validated(monkeypatch):
 @pytest.mark.slow
 def test_bfloat16_model_gives_the_same_emotions(local_predictor):
     """On 64 real faces: the same top emotion for nearly all, probabilities within a few hundredths."""
-    code = CHILD.format(tests=str(REPO / "tests"), models=str(REPO / "models" / "emotion"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    code = CHILD.format(models=str(REPO / "models" / "emotion"))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     bf16 = np.asarray(json.loads(done.stdout.strip().splitlines()[-1]), np.float32)
     fp32 = local_predictor.predict(fer_faces(64, offset=100))

@@ -16,10 +16,10 @@ from classroom_inference import jobs
 from classroom_inference.ingest import ingest
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
-from procs import wait_until
 from rq.job import Job
 
-from inference.support import Worker, fer_faces, observation
+from tests.support.inference import Worker, fer_faces, observation
+from tests.support.procs import wait_until
 
 
 @pytest.fixture
@@ -128,7 +128,8 @@ def test_batches_taken_by_a_failing_job_go_back_to_the_front_of_the_pending_list
     """TF Serving unreachable (a real gRPC channel to a closed port): the job fails for RQ to retry,
     and the batches it took are handed back at once instead of waiting for their own jobs."""
     from classroom_inference.predictor import PredictorUnavailable, TFServingPredictor
-    from procs import free_port
+
+    from tests.support.procs import free_port
 
     nowhere = TFServingPredictor(f"127.0.0.1:{free_port()}", timeout_s=1, attempts=1)
     settings = installed(predictor=nowhere)

@@ -23,10 +23,10 @@ from classroom_inference import jobs
 from classroom_inference.predictor import TFServingPredictor
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
-from procs import free_port, wait_until
 from rq import SimpleWorker
 
-from inference.support import Api, Worker, crops_left, fer_faces, observation, post
+from tests.support.inference import Api, Worker, crops_left, fer_faces, observation, post
+from tests.support.procs import free_port, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from inference.support import Api
+from tests.support.inference import Api
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ import time
 
 import pytest
 from classroom_contract import ObservationResult, keys, store
-from procs import wait_until
 
-from inference.support import Api, Worker, observation, post
+from tests.support.inference import Api, Worker, observation, post
+from tests.support.procs import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 from classroom_inference.predictor import PredictorUnavailable, TFServingPredictor
-from procs import free_port
-from tfserving_server import FakeTFServing
 
-from inference.support import fer_faces
+from tests.support.inference import fer_faces
+from tests.support.procs import free_port
+from tests.support.tfserving_server import FakeTFServing
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,8 @@ import pytest
 from classroom_inference.predictor import LocalPredictor
 from classroom_inference.settings import Settings
 from classroom_inference.versions import available_versions, resolve_version
-from procs import REPO
+
+from tests.support.procs import REPO
 
 V1 = REPO / "models" / "emotion" / "1"
 

@@ -1,6 +1,6 @@
 """Jobs survive worker trouble: a SIGKILLed worker's job is retried, a failed job can be requeued.
 
-A slow stand-in TF Serving (tests/tfserving_server.py with a delay) keeps a job in flight long
+A slow stand-in TF Serving (tests/support/tfserving_server.py with a delay) keeps a job in flight long
 enough to kill its worker, or makes it fail on its gRPC deadline.
 """
 
@@ -16,11 +16,11 @@ from classroom_contract import ObservationBatch, keys, store
 from classroom_inference.ingest import ingest
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
-from procs import BIN, free_port, wait_until
 from rq.registry import FailedJobRegistry
-from tfserving_server import FakeTFServing
 
-from inference.support import Worker, fer_faces, observation, service_env
+from tests.support.inference import Worker, fer_faces, observation, service_env
+from tests.support.procs import BIN, free_port, wait_until
+from tests.support.tfserving_server import FakeTFServing
 
 pytestmark = pytest.mark.slow
 

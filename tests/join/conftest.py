@@ -11,17 +11,13 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from inference.support import local_predictor  # noqa: F401 - fixture
-from procs import CHROMIUM, CHROMIUM_ARGS, REPO
+from classroom_capture.synthetic import FrameMaker, load_fer_faces
+
+from tests.support.inference import local_predictor  # noqa: F401 - fixture
+from tests.support.join import FPS, write_y4m
+from tests.support.procs import CHROMIUM, CHROMIUM_ARGS, REPO
 
 WEB = REPO / "services" / "capture-web"
-
-needs_browser = [
-    pytest.mark.browser,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
-    pytest.mark.skipif(shutil.which("npm") is None, reason="needs npm (apt-get install -y npm)"),
-]
 
 
 def _npm(*args: str) -> None:
@@ -93,3 +89,12 @@ def camera_browser(playwright, camera):
     )
     yield browser
     browser.close()
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory):
+    """10 s of one student's webcam: ten FER faces, one a second, in the same room."""
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
+    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
+    write_y4m(path, [maker.next().image for _ in range(10 * FPS)])
+    return path

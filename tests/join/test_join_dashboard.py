@@ -12,10 +12,9 @@ import pytest
 import requests
 from classroom_contract import store
 from classroom_dashboard.emotion import current_emotion
-from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
-from join.conftest import needs_browser
-from join.test_join_page import camera  # noqa: F401 - fixture
+from tests.support.join import needs_browser
+from tests.support.procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 pytestmark = needs_browser
 PASSWORD = "join-password-123"

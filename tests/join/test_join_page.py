@@ -1,5 +1,5 @@
 """The /join capture page end to end, every part real: Debian's headless Chromium with a fake camera
-(a Y4M video made here from FER2013 faces placed in frames), the API under uvicorn serving the page,
+(a Y4M video of FER2013 faces placed in frames, made in conftest.py), the API under uvicorn serving the page,
 Redis, an RQ worker with the local predictor. What a student sees, what leaves the page, and what
 the server stores.
 """
@@ -11,36 +11,13 @@ import urllib.request
 
 import numpy as np
 import pytest
-from classroom_capture.cvsetup import cv2
-from classroom_capture.synthetic import FrameMaker, load_fer_faces
 from classroom_contract import store, tokens
-from inference.support import Worker, new_class, service_env
-from procs import BIN, Proc, free_port, http_ok, wait_until
 
-from join.conftest import needs_browser
+from tests.support.inference import Worker, new_class, service_env
+from tests.support.join import needs_browser
+from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 pytestmark = needs_browser
-
-FPS = 4
-
-
-def write_y4m(path, frames) -> None:
-    """An uncompressed Y4M (4:2:0) Chromium's fake camera plays in a loop."""
-    height, width = frames[0].shape[:2]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            out.write(b"FRAME\n")
-            out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-
-
-@pytest.fixture(scope="module")
-def camera(tmp_path_factory):
-    """10 s of one student's webcam: ten FER faces, one a second, in the same room."""
-    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
-    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
-    write_y4m(path, [maker.next().image for _ in range(10 * FPS)])
-    return path
 
 
 class Api:

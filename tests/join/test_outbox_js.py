@@ -3,7 +3,7 @@ oldest dropped (and counted), oldest first, one student's entries never handed o
 
 from __future__ import annotations
 
-from join.conftest import needs_browser
+from tests.support.join import needs_browser
 
 pytestmark = needs_browser
 

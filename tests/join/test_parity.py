@@ -15,7 +15,7 @@ from classroom_capture.detector import CropGeometry, Face, analyse, crop_face, m
 from classroom_capture.synthetic import FrameMaker, load_fer_faces
 from classroom_contract import EMOTIONS
 
-from join.conftest import needs_browser
+from tests.support.join import needs_browser
 
 pytestmark = [*needs_browser, pytest.mark.skipif(not yunet_available(), reason="the Python agent's YuNet (yuface)")]
 

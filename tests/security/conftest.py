@@ -1,3 +1,3 @@
 """Fixtures of the security checks: the inference fixtures (real API and worker processes) reused."""
 
-from inference.support import klass  # noqa: F401 - fixture
+from tests.support.inference import klass  # noqa: F401 - fixture

@@ -12,7 +12,8 @@ import uuid
 import pytest
 import redis
 from classroom_contract import keys, store, tokens
-from inference.support import Api, get, new_class, observation, post
+
+from tests.support.inference import Api, get, new_class, observation, post
 
 pytestmark = pytest.mark.slow
 

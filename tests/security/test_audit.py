@@ -12,7 +12,8 @@ import subprocess
 from datetime import date
 
 import pytest
-from procs import REPO
+
+from tests.support.procs import REPO
 
 ALLOWLIST = REPO / "deploy" / "audit-allowlist.txt"
 UNREACHABLE = 3

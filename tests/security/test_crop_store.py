@@ -23,8 +23,9 @@ import numpy as np
 import pytest
 import redis
 from classroom_contract import CROP_SIZE, store, tokens
-from inference.support import Api, Worker, get, observation, post, service_env
-from procs import BIN, Proc, free_port, start_redis, wait_until
+
+from tests.support.inference import Api, Worker, get, observation, post, service_env
+from tests.support.procs import BIN, Proc, free_port, start_redis, wait_until
 
 pytestmark = pytest.mark.slow
 

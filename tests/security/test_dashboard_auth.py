@@ -12,7 +12,7 @@ import pytest
 from classroom_contract import keys, store
 from classroom_dashboard import accounts, create_app, credentials, lessons
 
-from tests.frontend.helpers import PASSWORD, csrf_from, login, result, write
+from tests.support.frontend import PASSWORD, csrf_from, login, result, write
 
 CLASS = "7b"
 READS = [

@@ -19,9 +19,9 @@ from urllib.parse import urlencode
 import pytest
 import redis
 from classroom_dashboard import accounts
-from procs import BIN, Proc, free_port, http_ok, wait_until
 
-from tests.frontend.helpers import PASSWORD, csrf_from
+from tests.support.frontend import PASSWORD, csrf_from
+from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
 

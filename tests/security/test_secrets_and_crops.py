@@ -22,8 +22,9 @@ import redis
 import requests
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
-from inference.support import Api, Worker, crops_left, fer_faces, observation, post, service_env
-from procs import BIN, Proc, free_port, http_ok, wait_until
+
+from tests.support.inference import Api, Worker, crops_left, fer_faces, observation, post, service_env
+from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -3,7 +3,7 @@
 Runs bench/soak.py as a subprocess with small numbers (12 agents for a minute, outages scaled down,
 RQ's job timeout and sweeps shortened so a SIGKILLed worker's job comes back within the run) and
 reads its ledger: every observation the agents captured has exactly one result, and every fault
-really happened. The long run is `python bench/soak.py --agents 200 --minutes 10`.
+really happened. The long run is `python -m bench.soak --agents 200 --minutes 10`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import signal
 import subprocess
 
 import pytest
-from procs import PYTHON, REPO
+
+from tests.support.procs import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +30,7 @@ def soak(tmp_path_factory):
     """Run the short soak once; (ledger, report dir, exit code, output)."""
     tmp = tmp_path_factory.mktemp("soak")
     out = tmp / "report"
-    args = [PYTHON, str(REPO / "bench" / "soak.py"), "--agents", str(AGENTS), "--rate", str(RATE)]
+    args = [PYTHON, "-m", "bench.soak", "--agents", str(AGENTS), "--rate", str(RATE)]
     args += ["--minutes", str(MINUTES), "--out", str(out), "--workdir", str(tmp / "work")]
     args += ["--drain-s", "30", "--results-s", "90"]
     for setting in FAST_RQ:

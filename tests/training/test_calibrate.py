@@ -9,7 +9,8 @@ from classroom_contract import SIGNATURE
 from classroom_training import calibrate
 from classroom_training.cli import main as train_cli
 from classroom_training.data import load_fer2013
-from procs import REPO
+
+from tests.support.procs import REPO
 
 SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 SERVED_V5 = REPO / "models" / "emotion" / "5.keras"

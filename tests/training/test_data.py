@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from classroom_training.cli import main as train_cli
 from classroom_training.data import DatasetError, class_counts, load_fer2013, parse_csv
-from procs import REPO
+
+from tests.support.procs import REPO
 
 SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 GOOD_PIXELS = " ".join(["128"] * 2304)

@@ -15,7 +15,8 @@ import torch
 from classroom_training import cli, models, named_weights, torch_trainer
 from classroom_training.data import FERPLUS_COLUMNS, load_fer2013, soft_targets
 from classroom_training.pack import pack
-from procs import REPO
+
+from tests.support.procs import REPO
 
 SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 SERVED_V5 = REPO / "models" / "emotion" / "5.keras"

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from classroom_contract import SIGNATURE
 from classroom_training.cli import main as train_cli
-from procs import BIN, REPO
+
+from tests.support.procs import BIN, REPO
 
 SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 TINY = ["--csv", str(SAMPLE), "--width", "8", "--batch-size", "32"]

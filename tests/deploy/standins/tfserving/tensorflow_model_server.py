@@ -18,8 +18,9 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from tfserving_server import FakeTFServing  # noqa: E402
+# tests/support/tfserving_server.py, copied beside this script in the image (/opt/standin), whose folder
+# Python puts first on sys.path when it runs this file.
+from tfserving_server import FakeTFServing
 
 
 class AllInterfaces(FakeTFServing):
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
     rest = ThreadingHTTPServer(("0.0.0.0", flags.rest_api_port), handler)
     threading.Thread(target=rest.serve_forever, daemon=True).start()
     print(
-        f"STAND-IN tensorflow_model_server (tests/tfserving_server.py, not TF Serving): model {name!r} "
+        f"STAND-IN tensorflow_model_server (tests/support/tfserving_server.py, not TF Serving): model {name!r} "
         f"version {grpc_server.version} on gRPC :{flags.port}, REST :{flags.rest_api_port}; "
         f"ignored flags: {' '.join(flags.ignored) or 'none'}",
         flush=True,

@@ -1,6 +1,7 @@
 """Helpers and fixtures of the inference tests: real FER2013 faces, the API and a worker as real processes.
 
-Fixtures are defined here and imported by the conftest.py of tests/inference and tests/contract.
+Fixtures are defined here and imported by the conftest.py of tests/inference, tests/contract, tests/security
+and tests/join.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from classroom_contract import CROP_SIZE, encode_crop
-from procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+
+from tests.support.procs import BIN, REPO, Proc, free_port, http_ok, wait_until
 
 FER_SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 

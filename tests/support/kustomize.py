@@ -62,7 +62,7 @@ def _build(directory: Path, expect_kind: str, resources: list[dict] | None = Non
         raise KustomizeError(f"{path}: kind {kind}, expected {expect_kind}")
     unknown = set(spec) - SUPPORTED
     if unknown:
-        raise KustomizeError(f"{path}: unsupported fields {sorted(unknown)} (extend tests/deploy/kustomize.py)")
+        raise KustomizeError(f"{path}: unsupported fields {sorted(unknown)} (extend tests/support/kustomize.py)")
 
     # A component transforms the resources accumulated so far; a kustomization starts afresh.
     result = list(resources) if resources is not None else []

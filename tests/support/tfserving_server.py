@@ -4,7 +4,7 @@ Not TF Serving itself (no C++ server here), but the same wire contract: the offi
 service definitions from tensorflow-serving-api, so a client that works against this works
 against `tensorflow/serving`. Used by the contract tests and the benchmark; also a script:
 
-    python tests/tfserving_server.py --port 8500 [--model-dir models/emotion] [--delay 0.5]
+    python -m tests.support.tfserving_server --port 8500 [--model-dir models/emotion] [--delay 0.5]
 
 Like TF Serving's default version policy it serves the highest numbered version; `--delay`
 holds every Predict for a while (to test timeouts and workers killed mid-call).
@@ -30,7 +30,7 @@ from tensorflow_serving.apis import (
 )
 
 log = logging.getLogger("tfserving_server")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class _Model:

@@ -14,6 +14,9 @@ from classroom_contract import ObservationBatch
 from classroom_contract.tokens import normalise
 from pydantic import ValidationError
 
+#: A well-formed student credential (Crockford base32), alice's on the fake API of tests/capture.
+TOKEN = "ABCD-EFGH-JKMN-PQRS"
+
 
 class FakeApi:
     def __init__(self, token: str | None = None, max_body: int = 1_000_000, credentials: dict | None = None):
