@@ -8,7 +8,6 @@ to refresh the README's screenshot.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from pathlib import Path
 
@@ -16,49 +15,13 @@ import pytest
 from classroom_dashboard import accounts, lessons
 
 from tests.support.frontend import PASSWORD, result, write
-from tests.support.procs import BIN, CHROMIUM, CHROMIUM_ARGS, REPO, Proc, free_port, http_ok, wait_until
+from tests.support.procs import CHROMIUM, CHROMIUM_ARGS, REPO
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium: apt-get install -y chromium"),
 ]
-
-
-#: The dashboard's SECRET_KEY in these tests: random per run, known to tests that seal credentials.
-SECRET_KEY = secrets.token_hex(32)
-
-
-@pytest.fixture
-def server(redis_url, tmp_path):
-    port = free_port()
-    env = {
-        "REDIS_URL": redis_url,
-        "SECRET_KEY": SECRET_KEY,
-        "DASHBOARD_ENV": "production",
-        "SESSION_COOKIE_SECURE": "0",  # plain HTTP on loopback; production behind TLS keeps it on
-        "SSE_BLOCK_MS": "1000",
-    }
-    args = [
-        str(BIN / "gunicorn"),
-        "-k",
-        "gthread",
-        "--threads",
-        "8",
-        "-w",
-        "1",
-        "--no-control-socket",  # gunicorn 27 would otherwise share ~/.gunicorn/gunicorn.ctl between runs
-        "-b",
-        f"127.0.0.1:{port}",
-        "classroom_dashboard:create_app()",
-    ]
-    proc = Proc(args, tmp_path / "gunicorn.log", env=env)
-    try:
-        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="dashboard to serve")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop()
-        print(proc.log_path.read_text(errors="replace")[-3000:])  # shown by pytest when the test fails
 
 
 def seed(redis_client) -> None:

@@ -14,8 +14,7 @@ import pytest
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
 
-from tests.frontend.test_browser import SECRET_KEY, server  # noqa: F401 - fixture
-from tests.support.frontend import PASSWORD
+from tests.support.frontend import PASSWORD, SECRET_KEY
 from tests.support.procs import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -40,7 +39,7 @@ def _decode(png: bytes) -> str:
     return ""
 
 
-def test_enrol_then_print_cards_whose_qr_codes_scan_to_each_students_link(server, redis_client):  # noqa: F811
+def test_enrol_then_print_cards_whose_qr_codes_scan_to_each_students_link(server, redis_client):
     from playwright.sync_api import sync_playwright
 
     accounts.create_teacher(redis_client, "alice", PASSWORD)

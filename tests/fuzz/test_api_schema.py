@@ -23,7 +23,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from tests.fuzz.test_decoders import mutated_batches
+from tests.support.batches import mutated_batches
 from tests.support.inference import Api, fer_faces, new_class, observation
 
 pytestmark = pytest.mark.slow

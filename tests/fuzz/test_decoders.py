@@ -25,6 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from tests.support.batches import JSON_VALUES, mutated_batches, valid_observation
+
 SETTINGS = settings(
     max_examples=300,
     deadline=None,  # two cores shared with a training job: wall time per example is not ours to promise
@@ -89,14 +91,6 @@ def test_encode_crop_refuses_a_wrong_size(pixels):
 
 # --- batch payloads --------------------------------------------------------------------------
 
-JSON_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
-    max_leaves=12,
-)
-CROP_TEXT = encode_crop(bytes(range(256)) * 9)
-
 
 def _validate(raw: str | bytes) -> ObservationBatch | None:
     """The batch, or None for a ValidationError; any other exception fails the test."""
@@ -128,83 +122,6 @@ def test_arbitrary_bytes_are_a_batch_or_a_validation_error(raw):
     _validate(raw)
 
 
-def _valid_observation(draw) -> dict:
-    face = draw(st.booleans())
-    body = {
-        "observation_id": str(uuid.UUID(int=draw(st.integers(0, 2**128 - 1)))),
-        "captured_at": draw(st.floats(0, 2e9)),
-        "face_count": draw(st.integers(1, 64)) if face else 0,
-    }
-    if face:
-        body["crop"] = CROP_TEXT
-    for angle in ("head_yaw", "head_pitch"):
-        if draw(st.booleans()):
-            body[angle] = draw(st.floats(-180, 180))
-    return body
-
-
-OBSERVATION_FIELDS = ["observation_id", "captured_at", "face_count", "crop", "head_yaw", "head_pitch", "surplus"]
-# Values that sit on or just past an edge of the schema, beside arbitrary JSON.
-EDGE_VALUES = st.sampled_from(
-    [
-        -1,
-        0,
-        -0.0,
-        64,
-        65,
-        180.0000001,
-        -180,
-        1e308,
-        "1e999",
-        "",
-        "0",
-        "not-a-uuid",
-        str(uuid.uuid4()).upper(),
-        "{" + str(uuid.uuid4()) + "}",
-        CROP_TEXT[:-4],
-        CROP_TEXT + "AAAA",
-        CROP_TEXT.replace("A", "-"),
-        " " + CROP_TEXT,
-        "x" * 70,
-        "a/../b",
-        "\u0000",
-        [],
-        {},
-        None,
-        True,
-    ]
-)
-
-
-@st.composite
-def mutated_batches(draw) -> str:
-    """A valid batch with a few fields removed, replaced or added, at either level."""
-    batch = {"observations": [_valid_observation(draw) for _ in range(draw(st.integers(1, 3)))]}
-    for _ in range(draw(st.integers(1, 4))):
-        level = draw(st.sampled_from(["batch", "observation", "observations"]))
-        if level == "observations":
-            one = _valid_observation(draw)
-            batch["observations"] = draw(st.sampled_from([[], [one] * (MAX_OBSERVATIONS_PER_REQUEST + 1), None, {}]))
-            continue
-        observations = batch.get("observations")
-        if level == "observation" and isinstance(observations, list) and observations:
-            target = observations[draw(st.integers(0, len(observations) - 1))]
-            if not isinstance(target, dict):
-                continue
-            field = draw(st.sampled_from(OBSERVATION_FIELDS))
-        elif level == "batch":
-            # "student_id": a body may not name a student (the credential does); it must be refused
-            target, field = batch, draw(st.sampled_from(["student_id", "observations", "surplus"]))
-        else:
-            continue
-        if draw(st.booleans()):
-            target.pop(field, None)
-        else:
-            target[field] = draw(EDGE_VALUES | JSON_VALUES)
-    text = json.dumps(batch)
-    return text.replace('"1e999"', "1e999") if draw(st.booleans()) else text  # a JSON number that overflows
-
-
 @SETTINGS
 @given(mutated_batches())
 def test_mutated_valid_batches_are_a_batch_or_a_validation_error(text):
@@ -222,7 +139,7 @@ def _absence() -> dict:
 
 
 @SETTINGS
-@given(st.lists(st.composite(_valid_observation)(), min_size=1, max_size=MAX_OBSERVATIONS_PER_REQUEST))
+@given(st.lists(st.composite(valid_observation)(), min_size=1, max_size=MAX_OBSERVATIONS_PER_REQUEST))
 def test_unmutated_batches_always_validate(observations):
     # the generator behind mutated_batches() is sound: unmutated, every batch it makes is accepted
     assert _validate(json.dumps({"observations": observations})) is not None

@@ -7,6 +7,7 @@ or `from tests.support.<module> import <name>`:
 - `fake_api`: a small real HTTP server speaking the ingest API (the capture agent's tests).
 - `join`: the /join page's browser marks and the fake camera's Y4M video.
 - `tfserving_server`: a real gRPC TF Serving stand-in (also a script, and the compose stand-in image).
+- `batches`: Hypothesis strategies for ingest payloads (fuzz tests).
 - `dockerfiles`, `kustomize`, `compose`: Dockerfiles, Kustomize and Compose read without their tools.
 
 Tests run from the repository root (`python -m pytest`); bench scripts as modules (`python -m bench.soak`).

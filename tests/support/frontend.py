@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 
 from classroom_contract import EMOTIONS, ObservationResult, store
 
 PASSWORD = "correct horse battery"
+#: The dashboard's SECRET_KEY in the browser tests: random per run, known to tests that seal credentials.
+SECRET_KEY = secrets.token_hex(32)
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
