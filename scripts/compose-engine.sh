@@ -117,13 +117,14 @@ image_or_standin() {
 # images_named PATTERN: the image references in docker-compose.yml and the Dockerfiles matching it.
 images_named() {
   { grep -hoE "image: *[^ ]+" "$REPO/docker-compose.yml" | awk '{print $2}'
-    grep -hoE "PYTHON_IMAGE=[^ ]+" "$REPO"/services/*/Dockerfile | cut -d= -f2
+    grep -hoE "(PYTHON|NODE)_IMAGE=[^ ]+" "$REPO"/services/*/Dockerfile | cut -d= -f2
   } | grep -E "$1" | sort -u
 }
 
 standins() {
   local s=$REPO/tests/deploy/standins image
   for image in $(images_named '^python:'); do image_or_standin "$image" "$s/python"; done
+  for image in $(images_named '^node:'); do image_or_standin "$image" "$s/node"; done
   for image in $(images_named '^redis:'); do image_or_standin "$image" "$s/redis"; done
   for image in $(images_named '^caddy:'); do image_or_standin "$image" "$s/caddy"; done
   for image in $(images_named '^prom/prometheus:'); do image_or_standin "$image" "$s/prometheus"; done

@@ -8,7 +8,9 @@ With the defaults (no .env) the tests, in order, check that: every service turns
 the crop store publish no port and refuse commands without their password (the host reaches them
 through the bridge); /readyz through the TLS proxy (verified against Caddy's local CA) names the
 model version; the demo teacher logs in through the proxy in headless Chromium and sees the demo
-class's students live (screenshot: artifacts/compose-e2e/); observations posted while a worker
+class's students live (screenshot: artifacts/compose-e2e/); the students' /join page, its bundle,
+model weights and .wasm come through the proxy, and a student joins with it in Chromium with a fake
+camera, from our origin only, their faces stored with an emotion; observations posted while a worker
 container is killed mid-stream are all stored, none twice (the ledger); `--scale worker=3` gives
 three registered workers; the monitoring profile's Prometheus sees every target up; a known crop
 pattern is found in no file the deployment persists (volumes, container logs); `restart`, `down` +
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import random
 import re
@@ -31,6 +34,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -369,6 +373,116 @@ def test_demo_teacher_logs_in_through_the_proxy_and_sees_the_demo_class_live(sta
     tiles = browser_sees_demo_class(stack["port"], demo_password(), shot)
     assert tiles == DEMO_STUDENTS and shot.stat().st_size > 10_000
     progress(f"demo teacher sees {tiles} live students; screenshot {shot}")
+
+
+WEIGHT_BYTES = {"float32": 4, "int32": 4, "float16": 2, "uint16": 2, "uint8": 1}
+
+
+def join_page_assets_through_the_proxy(proxy: Proxy) -> dict[str, int]:
+    """GET /join and every file it needs through Caddy; returns the sizes. Every URL in the page is
+    relative (this origin), and the model weights are as long as their manifests say."""
+    page = proxy.request("GET", "/join")
+    assert page.status == 200, (page.status, page.data[:300])
+    assert page.headers["Content-Type"].startswith("text/html")
+    csp = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp, csp
+    links = re.findall(r'(?:src|href)="([^"]+)"', page.data.decode())
+    assert "join/assets/join.js" in links and not [u for u in links if re.match(r"[a-z]+:|/", u)], links
+
+    def get(path: str) -> bytes:
+        response = proxy.request("GET", path)
+        assert response.status == 200, (path, response.status)
+        return response.data
+
+    sizes = {link: len(get(f"/{link}")) for link in links}
+    assert sizes["join/assets/join.js"] > 500_000, "the bundle has the detector (face-api and tfjs) in it"
+    for model in ("tiny_face_detector_model", "face_landmark_68_tiny_model"):
+        for group in json.loads(get(f"/join/assets/model/{model}-weights_manifest.json")):
+            expected = sum(
+                WEIGHT_BYTES[(w.get("quantization") or w)["dtype"]] * math.prod(w["shape"]) for w in group["weights"]
+            )
+            got = sum(len(get(f"/join/assets/model/{path}")) for path in group["paths"])
+            assert got == expected > 0, (model, got, expected)
+            sizes[model] = got
+    for name in ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"):
+        wasm = proxy.request("GET", f"/join/assets/wasm/{name}")
+        assert wasm.status == 200 and wasm.headers["Content-Type"] == "application/wasm", (name, wasm.status)
+        assert wasm.data[:4] == b"\0asm"
+        sizes[name] = len(wasm.data)
+    return sizes
+
+
+def fake_camera(path: Path) -> Path:
+    """10 s of a webcam (FER2013 faces placed in frames) for Chromium's fake capture device."""
+    from classroom_capture.synthetic import FrameMaker, load_fer_faces
+    from join.test_join_page import FPS, write_y4m
+
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
+    write_y4m(path, [maker.next().image for _ in range(10 * FPS)])
+    return path
+
+
+def test_join_page_is_served_through_the_proxy_and_a_student_joins_from_our_origin_only(stack, redis_client, tmp_path):
+    """Issue 15: a fresh `docker compose up` serves the students' /join page (built in the API image).
+    The page, its bundle, model weights and .wasm through Caddy; then a student opens their join link
+    in Chromium with a fake camera, agrees, and the worker stores their faces with an emotion, while
+    every request to any other origin is blocked (none is made)."""
+    from classroom_contract import store
+    from playwright.sync_api import expect, sync_playwright
+    from procs import CHROMIUM_ARGS
+
+    sizes = join_page_assets_through_the_proxy(stack["proxy"])
+    progress(f"/join through the proxy: page, bundle, weights and .wasm from this origin {sizes}")
+
+    student = Student(stack["proxy"], "e2e-join-page")
+    assert student.per_student, "join links need per-student credentials"
+    camera = fake_camera(tmp_path / "camera.y4m")
+    origin = f"https://localhost:{stack['port']}"
+    foreign: list[str] = []
+
+    def only_our_origin(route):
+        url = urlsplit(route.request.url)  # (Chromium drops the port when it is 443)
+        if (url.scheme, url.hostname, url.port or 443) == ("https", "localhost", stack["port"]):
+            route.continue_()
+        else:
+            foreign.append(route.request.url)
+            route.abort()
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                *CHROMIUM_ARGS,
+                "--host-resolver-rules=MAP localhost 127.0.0.1",  # traffic stays on loopback
+                "--use-fake-device-for-media-stream",
+                "--use-fake-ui-for-media-stream",
+                f"--use-file-for-fake-video-capture={camera}",
+            ],
+        )
+        try:
+            # TLS is verified against the local CA by the Proxy requests above; Chromium accepts it.
+            context = browser.new_context(ignore_https_errors=True)
+            context.route("**/*", only_our_origin)
+            page = context.new_page()
+            page.goto(f"{origin}/join#{student.bearer}")
+            expect(page.locator("#student-name")).to_have_text("e2e-join-page")
+            page.locator("#agree").click()
+            expect(page.locator("#state")).to_have_text("SHARING with your class")
+            wait_until(lambda: int(page.locator("#sent").inner_text()) >= 6, timeout=120, what="6 observations sent")
+            page.locator("#toggle").click()
+            expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+            sent = int(page.locator("#sent").inner_text())
+        finally:
+            browser.close()
+    assert foreign == []
+
+    def results():
+        return store.student_series(redis_client(), "demo", "e2e-join-page")
+
+    wait_until(lambda: len(results()) >= sent, timeout=120, what=f"the worker to store the {sent} observations")
+    faces = [r for r in results() if r.face_count]
+    assert faces and all(r.emotion is not None for r in faces), results()
+    progress(f"a student joined through the proxy: {sent} sent, {len(faces)} faces stored with an emotion")
 
 
 def test_killing_a_worker_mid_stream_loses_nothing_and_doubles_nothing(stack, redis_client):

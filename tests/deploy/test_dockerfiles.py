@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import tomllib
 
-from tests.support.dockerfiles import DockerIgnore, copy_sources, exec_form, stages
+from tests.support.dockerfiles import DockerIgnore, copy_sources, exec_form, instructions, stages
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = {
@@ -24,6 +24,9 @@ SERVICES = {
 SERVICE_DOCKERFILES = [REPO / "services" / name / "Dockerfile" for name in SERVICES]
 ALL_DOCKERFILES = [*SERVICE_DOCKERFILES, REPO / "deploy" / "tfserving" / "Dockerfile"]
 PYTHON_BASE = re.compile(r"python:3\.11\.\d+-slim-bookworm")
+# The one stage that is not Python: the /join page's build in the inference image (issue 15).
+PAGE_STAGE = "join-page"
+NODE_BASE = re.compile(r"node:\d+\.\d+\.\d+-bookworm-slim")
 BUILD_TOOLS = re.compile(r"\b(build-essential|gcc|g\+\+|clang|make|cmake|git|curl|wget)\b")
 HEALTHCHECK = REPO / "deploy" / "docker" / "healthcheck.py"
 
@@ -46,10 +49,11 @@ def test_one_dockerfile_per_service():
 def test_multi_stage_with_a_slim_pinned_python_base(path):
     build = stages(path)
     assert len(build) >= 2, "build wheels in one stage, install them in a slim final stage"
-    assert build[0].name == "builder" and build[-1].name not in (None, "builder")
-    for stage in build:
+    assert build[0].name == "builder" and build[-1].name not in (None, "builder", PAGE_STAGE)
+    python = [stage for stage in build if stage.name != PAGE_STAGE]
+    for stage in python:
         assert PYTHON_BASE.fullmatch(stage.image), f"{stage.image}: pin python:3.11.<patch>-slim-bookworm"
-    assert len({stage.image for stage in build}) == 1, "builder and runtime must share the base image"
+    assert len({stage.image for stage in python}) == 1, "builder and runtime must share the base image"
     builder_runs = " ".join(i.args for i in build[0].instructions if i.keyword == "RUN")
     assert "pip wheel" in builder_runs and "--wheel-dir /wheels" in builder_runs
 
@@ -103,6 +107,63 @@ def test_copied_files_exist_in_the_build_context(path, dockerignore):
                     assert not dockerignore.excluded(relative), f"COPY {source}: excluded by .dockerignore"
                 copied += 1
     assert copied
+
+
+def env_of(stage) -> dict[str, str]:
+    """The ENV settings of a stage (KEY=value form, several per instruction)."""
+    import shlex
+
+    env = {}
+    for instruction in stage.instructions:
+        if instruction.keyword == "ENV":
+            env.update(word.split("=", 1) for word in shlex.split(instruction.args))
+    return env
+
+
+def test_inference_image_builds_the_join_page_and_serves_it():
+    """Issue 15: `docker compose up` must serve /join. A Node stage runs `npm ci` (exactly the
+    lockfile) and the page's build; the runtime stage copies only the build and points JOIN_PAGE_DIR
+    (the API's setting) at it. Without this the API answers /join with 404."""
+    from classroom_inference.settings import Settings
+
+    build = stages(REPO / "services" / "inference" / "Dockerfile")
+    page = next((stage for stage in build if stage.name == PAGE_STAGE), None)
+    assert page is not None, f"no {PAGE_STAGE} stage: the image has no /join page"
+    assert NODE_BASE.fullmatch(page.image), f"{page.image}: pin node:<major.minor.patch>-bookworm-slim"
+    runs = [i.args for i in page.instructions if i.keyword == "RUN"]
+    install = next(n for n, run in enumerate(runs) if "npm " in run)
+    assert re.search(r"\bnpm ci\b", runs[install]), "npm ci: exactly package-lock.json, integrity-checked"
+    built = re.search(r"npm run build -- (\S+)", " ".join(runs[install + 1 :]))
+    assert built, "the page is built after the install"
+    copied = [copy_sources(i) for i in page.instructions if i.keyword == "COPY"]
+    first = [Path(s).name for s in copied[0][0]]
+    assert first == ["package.json", "package-lock.json"], "the lockfile alone first: the install layer is reused"
+    sources = {s.rstrip("/") for srcs, _, _ in copied for s in srcs}
+    assert {"services/capture-web/build.mjs", "services/capture-web/src"} <= sources
+
+    final = build[-1]
+    copies = [copy_sources(i) for i in final.instructions if i.keyword == "COPY"]
+    from_page = [(srcs, dest) for srcs, dest, flags in copies if flags.get("from") == PAGE_STAGE]
+    assert [srcs for srcs, _ in from_page] == [[built.group(1)]], "the runtime copies the built page, only it"
+    assert "join_page_dir" in Settings.model_fields
+    assert env_of(final).get("JOIN_PAGE_DIR", "").rstrip("/") == from_page[0][1].rstrip("/")
+    final_runs = " ".join(i.args for i in final.instructions if i.keyword == "RUN")
+    assert not re.search(r"\b(nodejs|npm)\b", final_runs), "no Node.js in the runtime image"
+
+
+def test_every_base_image_of_our_dockerfiles_has_a_stand_in_that_the_engine_script_builds():
+    """No registry on CI here: scripts/compose-engine.sh builds a stand-in for each base image the
+    Dockerfiles name in an ARG (python, node) from tests/deploy/standins/<name>/."""
+    script = (REPO / "scripts" / "compose-engine.sh").read_text()
+    grep = re.search(r'grep -hoE "\(?([A-Z|]+)\)?_IMAGE=', script)
+    assert grep, "compose-engine.sh does not read the base images from the Dockerfiles"
+    for path in SERVICE_DOCKERFILES:
+        for arg in (i.args for i in instructions(path) if i.keyword == "ARG" and "_IMAGE=" in i.args):
+            name, _, image = arg.partition("=")
+            assert name.removesuffix("_IMAGE") in grep.group(1).split("|"), f"{path.name}: {name} not read"
+            repository = image.partition(":")[0]
+            assert (REPO / "tests" / "deploy" / "standins" / repository / "Dockerfile").is_file(), repository
+            assert f"images_named '^{repository}:'" in script, f"compose-engine.sh builds no {repository} stand-in"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -171,6 +232,8 @@ def test_dockerignore_keeps_secrets_and_clutter_out_but_not_what_images_need(doc
         "services/inference/classroom_inference/__pycache__/x.pyc",
         "services/inference/classroom_inference.egg-info/PKG-INFO",
         "models/emotion/1.keras",
+        "services/capture-web/node_modules/esbuild/package.json",
+        "services/capture-web/dist/index.html",
     ]:
         assert dockerignore.excluded(path), f"{path} must not enter the build context"
     for path in [
@@ -183,6 +246,9 @@ def test_dockerignore_keeps_secrets_and_clutter_out_but_not_what_images_need(doc
         "deploy/docker/healthcheck.py",
         "deploy/docker/with-secrets.sh",
         "deploy/tfserving/models.config",
+        "services/capture-web/package-lock.json",
+        "services/capture-web/build.mjs",
+        "services/capture-web/src/join.js",
     ]:
         assert not dockerignore.excluded(path), f"{path} is needed by an image"
 
