@@ -1,6 +1,6 @@
 """Lessons: a teacher starts and stops one for a class; its time range scopes the CSV and the timeline.
 
-A lesson is (class_id, lesson_id, started_at, ended_at), stored in Redis under the contract's keys:
+A lesson is (class_id, lesson_id, started_at, ended_at), stored in Redis under the dashboard's keys (keys.py):
 a hash per lesson, a sorted set of the class's lessons by start time (the newest ``MAX_LESSONS``
 kept) and a "current lesson" key that exists only while one runs - at most one per class, enforced
 with WATCH/MULTI so two clicks (or two teachers) cannot start two lessons. Times are the server's
@@ -13,10 +13,9 @@ import time
 import uuid
 
 import redis
-from classroom_contract import keys
 from flask import Blueprint, abort, flash, g, redirect, url_for
 
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, keys
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
 
