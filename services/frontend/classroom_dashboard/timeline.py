@@ -85,7 +85,7 @@ def read_class_timeline(
     lookback = max(window, (end - start) / BUCKETS, offline_after)
     series = store.class_series(client, class_id, start - lookback, end)
     rows = class_timeline(series, start, end, BUCKETS, window=window, offline_after=offline_after, **options)
-    return rows, sum(r.captured_at >= start for s in series.values() for r in s)
+    return rows, sum(in_span(r, start, end) for s in series.values() for r in s)
 
 
 def student_timeline(
