@@ -125,6 +125,17 @@ def test_student_page_has_timeline_and_emotion_chart(alice, redis_client):
     assert alice.get("/classes/7b/students/nobody").status_code == 404
 
 
+def test_student_page_is_404_once_the_latest_result_is_past_retention(redis_url, classes, redis_client):
+    """The one lookup of the student's latest result applies the retention horizon, as the roster does."""
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "REDIS_URL": redis_url, "RETENTION_SECONDS": 60})
+    client = app.test_client()
+    login(client, "alice", PASSWORD)
+    write(redis_client, result(student_id="old", at=time.time() - 120), result(student_id="new"))
+    assert client.get("/classes/7b/students/new").status_code == 200
+    assert client.get("/classes/7b/students/old").status_code == 404
+    assert [s["student_id"] for s in client.get("/api/classes/7b/students").json["students"]] == ["new"]
+
+
 def test_csv_export_has_every_result(alice, redis_client):
     now = time.time()
     write(redis_client, result(student_id="s1", at=now - 2, emotion="fear"), result(student_id="s2", at=now - 1))

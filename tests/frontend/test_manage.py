@@ -7,8 +7,8 @@ import io
 import time
 
 import pytest
-from classroom_contract import keys, store
-from classroom_dashboard import accounts, create_app, lessons
+from classroom_contract import store
+from classroom_dashboard import accounts, create_app, keys, lessons
 from classroom_dashboard.timeline import BUCKETS, class_timeline
 
 from tests.support.frontend import PASSWORD, csrf_from, login, result, write

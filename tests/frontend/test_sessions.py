@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 
-from classroom_contract import keys
-from classroom_dashboard import accounts, cli
+from classroom_dashboard import accounts, cli, keys
 
 from tests.support.frontend import PASSWORD, csrf_from, login
 

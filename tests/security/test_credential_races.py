@@ -19,6 +19,7 @@ import pytest
 import redis
 from classroom_contract import keys, store, tokens
 from classroom_dashboard import accounts
+from classroom_dashboard.keys import teacher_classes
 
 ROUNDS = 25
 THREADS = 8
@@ -85,5 +86,5 @@ def test_concurrent_creations_of_one_class_id_let_exactly_one_succeed(pool):
         assert len(failures) == THREADS - 1 and all("exists" in str(f) or "created" in str(f) for f in failures)
         owner = store.class_info(pool, class_id)["owner"]
         assert owner == f"teacher{winners[0]}"
-        holders = [n for n in range(THREADS) if pool.sismember(keys.teacher_classes(f"teacher{n}"), class_id)]
+        holders = [n for n in range(THREADS) if pool.sismember(teacher_classes(f"teacher{n}"), class_id)]
         assert holders == winners  # the losers do not list a class they do not own

@@ -9,8 +9,8 @@ security headers; the session cookie is HttpOnly and SameSite (and Secure outsid
 from __future__ import annotations
 
 import pytest
-from classroom_contract import keys, store
-from classroom_dashboard import accounts, create_app, credentials, lessons
+from classroom_contract import store
+from classroom_dashboard import accounts, create_app, credentials, keys, lessons
 
 from tests.support.frontend import PASSWORD, csrf_from, login, result, write
 

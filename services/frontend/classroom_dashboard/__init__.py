@@ -26,11 +26,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         classes,
         db,
         enrolment,
-        lessons,
         manage,
         security,
         templating,
-        timeline,
     )
     from classroom_dashboard.health import init_app as init_health
     from classroom_dashboard.security_log import ensure_handler as ensure_security_log
@@ -45,10 +43,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(classes.bp)
     app.register_blueprint(api.bp)
-    app.register_blueprint(lessons.bp)
     app.register_blueprint(manage.bp)
     app.register_blueprint(enrolment.bp)
-    app.register_blueprint(timeline.bp)
     app.register_blueprint(admin.bp)
     init_health(app)
     return app

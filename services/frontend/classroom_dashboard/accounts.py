@@ -1,4 +1,4 @@
-"""Teacher accounts and class ownership, stored in Redis under the contract's keys.
+"""Teacher accounts and class ownership, stored in Redis under the dashboard's own keys (keys.py).
 
 Passwords are stored only as werkzeug hashes (scrypt). Usernames are lower-cased. Each account has
 a random ``session_epoch``: a new one with every password set (creation, reset, change), and a
@@ -11,9 +11,11 @@ import re
 import secrets
 import time
 
-from classroom_contract import keys, store
+from classroom_contract import store
 from classroom_contract.messages import ID_REGEX
 from werkzeug.security import check_password_hash, generate_password_hash
+
+from classroom_dashboard import keys
 
 #: Use with `fullmatch` only, as every id pattern: `match` with `$` accepts a trailing newline, and such
 #: an id then reached Redis (stream ids: a 500) and keys (issue 14, finding 11).

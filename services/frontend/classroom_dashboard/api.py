@@ -13,7 +13,7 @@ import time
 from classroom_contract import EMOTIONS, keys, store
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, stream_with_context
 
-from classroom_dashboard import records, roster, sessions
+from classroom_dashboard import roster, sessions
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import get_redis
 
@@ -29,7 +29,7 @@ READ_COUNT = 500
 def students(class_id):
     """Per student the latest result and its attention assessment, flagged students first."""
     require_class(class_id)
-    views = roster.class_roster(get_redis(), class_id)
+    views = roster.class_roster(get_redis(), class_id, current_app.config)
     emotions_enabled = not current_app.config["ATTENTION_ONLY"]
     return jsonify(
         class_id=class_id,
@@ -95,12 +95,20 @@ def events(class_id):
 
 
 def _student_ids(entries) -> list[str]:
-    return [sid for sid in (records.student_of(fields) for _, fields in entries) if sid]
+    return [sid for sid in (_student_of(fields) for _, fields in entries) if sid]
+
+
+def _student_of(fields: dict) -> str | None:
+    """The student of one event-stream entry (its result JSON), or None for an entry that is not one."""
+    try:
+        return json.loads(fields.get("result", "{}")).get("student_id")
+    except ValueError:
+        return None
 
 
 def _tile_event(client, class_id: str, latest, student_id: str, event_id: str) -> str:
     if latest is None:  # erased meanwhile
         return _sse("removed", {"student_id": student_id}, event_id)
-    view = roster.student_view(client, latest)
+    view = roster.student_view(client, latest, current_app.config)
     html = render_template("classes/_tile.html", s=view, class_id=class_id)
     return _sse("tile", {"student": view, "html": html}, event_id)

@@ -16,11 +16,21 @@ Per observation (0-100):
   With neither component known (no head pose, emotions off or missing) a present face scores 100:
   presence is all we know.
 
-Smoothing: the student's score is the mean of the per-observation scores of the observations
-*with a face* captured within the last ``window`` seconds before their newest observation (capture
-times are the laptop's clock, so a skewed laptop clock cannot distort the window). Absence is not
+One definition over time: the attention score of any span of time is the mean of the
+per-observation scores of the observations *with a face* in it (``mean_score``). Absence is not
 averaged in: it is its own state below, and counting it in the score too would flag a student who
-just came back as "distracted" for a whole window. (The tile sparkline does draw absence as 0.)
+just came back as "distracted" for a whole window. Every view takes its numbers from here:
+
+* the tile: ``smoothed_score``, the mean over the ``window`` seconds up to the student's newest
+  observation (capture times are the laptop's clock, so a skewed laptop clock cannot distort it);
+* the class timeline: per bucket, the mean over the students (``class_score``) of each one's
+  ``smoothed_scores`` at the end of the bucket;
+* the student page: ``mean_score`` of the range, and ``score_buckets`` for its chart;
+* the CSV: ``observation_score`` per row.
+
+One deliberate exception, drawn but never stated as a number: the tile's ``sparkline`` counts an
+absent observation as 0, so a gap in presence shows as a dip in the tiny trend (which has no other
+way of showing absence). Ranges are half-open, ``(start, end]``, like the smoothing window.
 
 States, in the order they are decided:
 
@@ -37,7 +47,7 @@ This is a coarse, explainable heuristic for a teacher's glance, not a measuremen
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from classroom_contract import EMOTIONS, ObservationResult
@@ -101,12 +111,93 @@ def observation_score(result: ObservationResult, use_emotions: bool = True) -> f
     return 100.0 * sum(w * v for w, v in parts) / sum(w for w, _ in parts)
 
 
-def smoothed_score(series: Sequence[ObservationResult], end: float, window: float, use_emotions: bool = True):
-    """Mean score of the observations with a face in (end - window, end]; None when there are none."""
-    scores = [
-        observation_score(r, use_emotions) for r in series if end - window < r.captured_at <= end and r.face_count > 0
-    ]
+def mean_score(results: Iterable[ObservationResult], use_emotions: bool = True) -> float | None:
+    """The attention score of a span: mean score of its observations with a face; None without one."""
+    scores = [observation_score(r, use_emotions) for r in results if r.face_count > 0]
     return sum(scores) / len(scores) if scores else None
+
+
+def in_span(result: ObservationResult, start: float, end: float) -> bool:
+    """Whether `result` was captured in the span (start, end]: every span here is half-open this way."""
+    return start < result.captured_at <= end
+
+
+def smoothed_score(
+    series: Sequence[ObservationResult], end: float, window: float, use_emotions: bool = True
+) -> float | None:
+    """The tile's score: `mean_score` of the span (end - window, end]; None when no face was in it."""
+    return mean_score((r for r in series if in_span(r, end - window, end)), use_emotions)
+
+
+def smoothed_scores(
+    series: Sequence[ObservationResult], ends: Sequence[float], window: float, use_emotions: bool = True
+) -> list[float | None]:
+    """`smoothed_score` at each of the increasing `ends`, in one pass (a running sum, two pointers).
+
+    For the class timeline, which needs it for every student at every bucket end; `series` must be
+    oldest first. Equal to `smoothed_score` up to rounding in the last bits of the running sum.
+    """
+    scores = [observation_score(r, use_emotions) if r.face_count > 0 else None for r in series]
+    out: list[float | None] = []
+    lo = hi = 0
+    total, count = 0.0, 0
+    for end in ends:
+        while hi < len(series) and series[hi].captured_at <= end:  # enters the window
+            if scores[hi] is not None:
+                total, count = total + scores[hi], count + 1
+            hi += 1
+        while lo < hi and series[lo].captured_at <= end - window:  # leaves it
+            if scores[lo] is not None:
+                total, count = total - scores[lo], count - 1
+            lo += 1
+        out.append(total / count if count else None)
+    return out
+
+
+def class_score(scores: Iterable[float | None]) -> float | None:
+    """A class's score: the mean of its students' scores (those without one left out); None if none has one."""
+    known = [s for s in scores if s is not None]
+    return sum(known) / len(known) if known else None
+
+
+@dataclass
+class Bucket:
+    """One time slice of a series: the summed scores of its observations with a face, and the counts."""
+
+    t0: float
+    t1: float
+    total: float = 0.0
+    present: int = 0
+    observations: int = 0
+
+    @property
+    def score(self) -> float | None:
+        """`mean_score` of the slice."""
+        return self.total / self.present if self.present else None
+
+    @property
+    def absent(self) -> bool:
+        """Observations in the slice, none with a face: the student page shades it."""
+        return self.observations > 0 and self.present == 0
+
+
+def score_buckets(
+    series: Iterable[ObservationResult], start: float, end: float, buckets: int, use_emotions: bool = True
+) -> list[Bucket]:
+    """`buckets` equal slices of (start, end], each with the scores of the observations captured in it.
+
+    An observation on the boundary between two slices counts in the later one; one at `end`, in the last.
+    """
+    width = (end - start) / buckets
+    rows = [Bucket(start + i * width, start + (i + 1) * width) for i in range(buckets)]
+    for result in series:
+        if in_span(result, start, end):
+            row = rows[min(buckets - 1, int((result.captured_at - start) / width))]
+            row.observations += 1
+            if result.face_count > 0:
+                row.total += observation_score(result, use_emotions)
+                row.present += 1
+    return rows
 
 
 def absent_for(series: Sequence[ObservationResult], latest: ObservationResult) -> float:
@@ -126,16 +217,12 @@ def absent_for(series: Sequence[ObservationResult], latest: ObservationResult) -
 def sparkline(
     series: Sequence[ObservationResult], end: float, span: float, buckets: int = 30, use_emotions: bool = True
 ) -> list[float | None]:
-    """Mean score in `buckets` equal slices of (end - span, end]; None for a slice with no data."""
-    sums = [0.0] * buckets
-    counts = [0] * buckets
-    start = end - span
-    for result in series:
-        if start < result.captured_at <= end:
-            index = min(buckets - 1, int((result.captured_at - start) / span * buckets))
-            sums[index] += observation_score(result, use_emotions)
-            counts[index] += 1
-    return [round(s / c, 1) if c else None for s, c in zip(sums, counts, strict=True)]
+    """The tile's tiny trend: per slice of (end - span, end], the mean score with absence counted as 0.
+
+    The one place absence is averaged in (see the module docstring); None for a slice with no data.
+    """
+    rows = score_buckets(series, end - span, end, buckets, use_emotions)
+    return [round(r.total / r.observations, 1) if r.observations else None for r in rows]
 
 
 @dataclass

@@ -31,10 +31,10 @@ import functools
 import ipaddress
 from urllib.parse import unquote, urlsplit
 
-from classroom_contract import keys, store
+from classroom_contract import store
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 
-from classroom_dashboard import accounts, security_log, sessions
+from classroom_dashboard import accounts, keys, security_log, sessions
 from classroom_dashboard.db import get_redis
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -110,7 +110,6 @@ def load_logged_in_user() -> None:
     elif request.authorization and request.authorization.type == "basic" and request.blueprint == "api":
         credentials = request.authorization
         g.user, _ = authenticate(credentials.username or "", credentials.password or "", via="basic")
-        g.basic_auth = True
 
 
 def login_required(view):

@@ -1,5 +1,7 @@
 """Small server-side SVG charts: no chart library, no CDN, readable at a glance.
 
+They only draw: every number comes in computed (scores: attention.py; rows: timeline.py).
+
 Colours come from CSS classes (static/dashboard.css), so the CSP can forbid inline styles.
 """
 
@@ -8,10 +10,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from classroom_contract import ObservationResult
 from markupsafe import Markup, escape
 
-from classroom_dashboard.attention import observation_score
+from classroom_dashboard.attention import Bucket
 from classroom_dashboard.emotion import LABELS
 
 
@@ -57,39 +58,13 @@ def sparkline_svg(values: Sequence[float | None], threshold: float, width: int =
     return Markup("".join(parts))
 
 
-def timeline_buckets(
-    series: Sequence[ObservationResult], start: float, end: float, buckets: int, use_emotions: bool
-) -> list[dict]:
-    """Per time slice: mean score of the observations with a face (None if none) and whether all were absent."""
-    width = (end - start) / buckets
-    rows = [
-        {"t0": start + i * width, "t1": start + (i + 1) * width, "sum": 0.0, "n": 0, "present": 0}
-        for i in range(buckets)
-    ]
-    for result in series:
-        if start <= result.captured_at <= end:
-            row = rows[min(buckets - 1, int((result.captured_at - start) / width))]
-            row["n"] += 1
-            if result.face_count > 0:
-                row["sum"] += observation_score(result, use_emotions)
-                row["present"] += 1
-    return [
-        {
-            "t0": r["t0"],
-            "t1": r["t1"],
-            "score": r["sum"] / r["present"] if r["present"] else None,
-            "absent": r["n"] > 0 and r["present"] == 0,
-        }
-        for r in rows
-    ]
-
-
 def _clock(t: float, span: float) -> str:
     return time.strftime("%H:%M" if span <= 86_400 else "%d %b %H:%M", time.localtime(t))
 
 
-def timeline_svg(rows: Sequence[dict], start: float, end: float, threshold: float) -> Markup:
-    """Attention over time: a line per slice, absent slices shaded, the threshold dashed, time on x."""
+def timeline_svg(rows: Sequence[Bucket], start: float, end: float, threshold: float) -> Markup:
+    """A student's attention over time (attention.score_buckets): a line per slice, absent slices
+    shaded, the threshold dashed, time on x."""
     width, height, left, right, top, bottom = 820, 230, 40, 12, 10, 26
     plot_w, plot_h = width - left - right, height - top - bottom
     span = max(end - start, 1.0)
@@ -108,10 +83,10 @@ def timeline_svg(rows: Sequence[dict], start: float, end: float, threshold: floa
         parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{y(level):.1f}" y2="{y(level):.1f}"/>')
         parts.append(f'<text class="axis" x="{left - 6}" y="{y(level) + 4:.1f}" text-anchor="end">{level}</text>')
     for row in rows:
-        if row["absent"]:
+        if row.absent:
             parts.append(
-                f'<rect class="band-absent" x="{x(row["t0"]):.1f}" y="{top}" '
-                f'width="{max(x(row["t1"]) - x(row["t0"]), 1):.1f}" height="{plot_h}"><title>absent</title></rect>'
+                f'<rect class="band-absent" x="{x(row.t0):.1f}" y="{top}" '
+                f'width="{max(x(row.t1) - x(row.t0), 1):.1f}" height="{plot_h}"><title>absent</title></rect>'
             )
     ticks = 6
     for i in range(ticks + 1):
@@ -124,7 +99,7 @@ def timeline_svg(rows: Sequence[dict], start: float, end: float, threshold: floa
     parts.append(
         f'<line class="threshold" x1="{left}" x2="{width - right}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}"/>'
     )
-    points = [((r["t0"] + r["t1"]) / 2, None if r["score"] is None else r["score"]) for r in rows]
+    points = [((r.t0 + r.t1) / 2, r.score) for r in rows]
     parts += [_polyline([(x(t), y(v)) for t, v in run], "line") for run in _runs(points)]
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -1,7 +1,9 @@
-"""Teacher-facing pages: the class list, a class's live tiles, a student's history, export, erase.
+"""Teacher-facing pages: the class list, a class's live tiles, its lessons and timeline, a student's
+history, export, erase.
 
-Lessons (lessons.py), class creation (manage.py), the roster (enrolment.py) and the class timeline
-(timeline.py) have their own blueprints.
+Views only: what they show is computed in plain modules - attention (attention.py), the timelines
+(timeline.py), lessons (lessons.py), the CSV (records.py), the tiles (roster.py). Class creation
+(manage.py) and the roster (enrolment.py) have their own blueprints.
 """
 
 from __future__ import annotations
@@ -9,29 +11,46 @@ from __future__ import annotations
 import logging
 import time
 
-from classroom_contract import keys, store
+from classroom_contract import ObservationResult, keys, store
 from classroom_contract.erasure import erase_student
 from flask import Blueprint, Response, abort, current_app, flash, g, redirect, render_template, request, url_for
 
-from classroom_dashboard import accounts, charts, lessons, records, roster, security_log
-from classroom_dashboard.attention import observation_score
+from classroom_dashboard import accounts, charts, lessons, records, roster, security_log, timeline
 from classroom_dashboard.auth import login_required, require_class
 from classroom_dashboard.db import crop_store_or_none, get_redis
-from classroom_dashboard.emotion import LABELS, emotions_over
 
 bp = Blueprint("classes", __name__)
 log = logging.getLogger(__name__)
 
 RANGES = {15: "15 min", 60: "1 hour", 360: "6 hours", 1440: "1 day", 10080: "7 days"}
+TIMELINE_RANGES = {10: "10 min", 30: "30 min", 60: "1 hour", 180: "3 hours", 360: "6 hours"}
 
 
-def _student_or_404(class_id: str, student_id: str):
+def _latest_or_404(class_id: str, student_id: str, since: float) -> ObservationResult:
+    """The student's newest result, if it is not older than `since` (the retention horizon); else 404."""
     if not accounts.CLASS_ID_PATTERN.fullmatch(student_id):
         abort(404)
-    latest = get_redis().hget(keys.class_latest(class_id), student_id)
-    if latest is None:
+    raw = get_redis().hget(keys.class_latest(class_id), student_id)
+    latest = None if raw is None else ObservationResult.model_validate_json(raw)
+    if latest is None or latest.captured_at < since:
         abort(404)
     return latest
+
+
+def _settings(config) -> dict:
+    """The attention and emotion settings that the plain modules take, from the app's config."""
+    return {
+        "window": config["ATTENTION_WINDOW_SECONDS"],
+        "use_emotions": not config["ATTENTION_ONLY"],
+        "min_confidence": config["EMOTION_MIN_CONFIDENCE"],
+    }
+
+
+def _lesson_or_404(class_id: str, lesson_id: str) -> dict:
+    lesson = lessons.get_lesson(get_redis(), class_id, lesson_id)
+    if lesson is None:
+        abort(404)
+    return lesson
 
 
 def _last_event_id(class_id: str) -> str:
@@ -58,7 +77,7 @@ def detail(class_id):
     info = require_class(class_id)
     client = get_redis()
     since = _last_event_id(class_id)
-    views = roster.class_roster(client, class_id)
+    views = roster.class_roster(client, class_id, current_app.config)
     return render_template(
         "classes/detail.html",
         info=info,
@@ -76,45 +95,100 @@ def detail(class_id):
 def student(class_id, student_id):
     """A student's attention timeline and (unless attention-only) emotion distribution."""
     info = require_class(class_id)
-    _student_or_404(class_id, student_id)
     config = current_app.config
+    latest = _latest_or_404(class_id, student_id, since=time.time() - config["RETENTION_SECONDS"])
     minutes = request.args.get("minutes", 60, type=int)
     if minutes not in RANGES:
         minutes = 60
     client = get_redis()
-    latest = store.latest_results(client, class_id, since=time.time() - config["RETENTION_SECONDS"]).get(student_id)
-    if latest is None:
-        abort(404)
     end = max(time.time(), latest.captured_at)
     start = end - min(minutes * 60, config["RETENTION_SECONDS"])
-    window = config["ATTENTION_WINDOW_SECONDS"]
-    use_emotions = not config["ATTENTION_ONLY"]
+    settings = _settings(config)
     # read one window further back, so the first observations' current emotion is the tile's then
-    history = store.student_series(client, class_id, student_id, since=start - window if use_emotions else start)
-    series = [r for r in history if r.captured_at >= start]
-    rows = charts.timeline_buckets(series, start, end, buckets=120, use_emotions=use_emotions)
-    present = [r for r in series if r.face_count > 0]
-    shares = None
-    if use_emotions:  # the current emotion as of each observation: what the tile showed then
-        current = emotions_over(history, window, config["EMOTION_MIN_CONFIDENCE"])
-        labelled = [e.label for r, e in zip(history, current, strict=True) if e and r.captured_at >= start]
-        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in LABELS]
-    stats = {
-        "observations": len(series),
-        "present_share": len(present) / len(series) if series else None,
-        "mean_score": sum(observation_score(r, use_emotions) for r in present) / len(present) if present else None,
-    }
+    lookback = settings["window"] if settings["use_emotions"] else 0.0
+    history = store.student_series(client, class_id, student_id, since=start - lookback)
+    page = timeline.student_timeline(history, start, end, **settings)
     return render_template(
         "classes/student.html",
         info=info,
         student_id=student_id,
-        view=roster.student_view(client, latest),
+        view=roster.student_view(client, latest, config),
         minutes=minutes,
         ranges=RANGES,
-        stats=stats,
-        timeline=charts.timeline_svg(rows, start, end, config["ATTENTION_THRESHOLD"]),
-        distribution=charts.distribution_svg(shares) if shares else None,
+        stats=page["stats"],
+        timeline=charts.timeline_svg(page["buckets"], start, end, config["ATTENTION_THRESHOLD"]),
+        distribution=charts.distribution_svg(page["shares"]) if page["shares"] else None,
     )
+
+
+@bp.get("/classes/<class_id>/timeline")
+@login_required
+def timeline_page(class_id):
+    """Class attention with presence, and the emotion mix, over the last N minutes or one lesson."""
+    info = require_class(class_id)
+    config = current_app.config
+    lesson = None
+    if request.args.get("lesson"):
+        lesson = _lesson_or_404(class_id, request.args["lesson"])
+        start, end = lessons.lesson_range(lesson)
+        minutes = None
+    else:
+        minutes = request.args.get("minutes", 60, type=int)
+        if minutes not in TIMELINE_RANGES:
+            minutes = 60
+        end = time.time()
+        start = end - min(minutes * 60, config["RETENTION_SECONDS"])
+    settings = _settings(config)
+    rows, observations = timeline.read_class_timeline(
+        get_redis(), class_id, start, end, offline_after=config["OFFLINE_AFTER_SECONDS"], **settings
+    )
+    return render_template(
+        "classes/timeline.html",
+        info=info,
+        lesson=lesson,
+        minutes=minutes,
+        ranges=TIMELINE_RANGES,
+        start=start,
+        end=end,
+        bucket_seconds=(end - start) / timeline.BUCKETS,
+        observations=observations,
+        attention_chart=charts.class_attention_svg(rows, start, end, config["ATTENTION_THRESHOLD"]),
+        emotion_chart=charts.emotion_mix_svg(rows, start, end) if settings["use_emotions"] else None,
+    )
+
+
+@bp.post("/classes/<class_id>/lessons/start")
+@login_required
+def start_lesson(class_id):
+    """Start a lesson for the class (owner or admin; CSRF-checked like every POST)."""
+
+    def start(client) -> str:
+        lesson = lessons.start_lesson(client, class_id, g.user["username"])
+        return f"Lesson started at {time.strftime('%H:%M', time.localtime(lesson['started_at']))}."
+
+    return _lesson_action(class_id, start)
+
+
+@bp.post("/classes/<class_id>/lessons/stop")
+@login_required
+def stop_lesson(class_id):
+    """Stop the class's running lesson."""
+
+    def stop(client) -> str:
+        lessons.stop_lesson(client, class_id)
+        return "Lesson stopped. Its CSV is listed under past lessons."
+
+    return _lesson_action(class_id, stop)
+
+
+def _lesson_action(class_id: str, action) -> Response:
+    """Run a lesson action for the class and flash its message (or why the class's state refused it)."""
+    require_class(class_id)
+    try:
+        flash(action(get_redis()), "info")
+    except lessons.LessonError as exc:
+        flash(str(exc), "error")
+    return redirect(url_for("classes.detail", class_id=class_id))
 
 
 @bp.get("/classes/<class_id>/export.csv")
@@ -126,21 +200,15 @@ def export_csv(class_id):
     """
     require_class(class_id)
     config = current_app.config
-    use_emotions = not config["ATTENTION_ONLY"]
     since = time.time() - config["RETENTION_SECONDS"]
-    emotion_settings = {
-        "window": config["ATTENTION_WINDOW_SECONDS"],
-        "min_confidence": config["EMOTION_MIN_CONFIDENCE"],
-    }
+    settings = _settings(config)
     if request.args.get("lesson"):
-        lesson = lessons.lesson_or_404(class_id, request.args["lesson"])
+        lesson = _lesson_or_404(class_id, request.args["lesson"])
         start, end = lessons.lesson_range(lesson)
-        chunks = records.csv_chunks(
-            get_redis(), class_id, max(start, since), use_emotions, until=end, **emotion_settings
-        )
+        chunks = records.csv_chunks(get_redis(), class_id, max(start, since), until=end, **settings)
         filename = f"class-{class_id}-lesson-{lesson['lesson_id']}.csv"
     else:
-        chunks = records.csv_chunks(get_redis(), class_id, since, use_emotions, **emotion_settings)
+        chunks = records.csv_chunks(get_redis(), class_id, since, **settings)
         filename = f"class-{class_id}-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     return Response(chunks, mimetype="text/csv", headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 

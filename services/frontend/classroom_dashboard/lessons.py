@@ -1,10 +1,11 @@
 """Lessons: a teacher starts and stops one for a class; its time range scopes the CSV and the timeline.
 
-A lesson is (class_id, lesson_id, started_at, ended_at), stored in Redis under the contract's keys:
-a hash per lesson, a sorted set of the class's lessons by start time (the newest ``MAX_LESSONS``
-kept) and a "current lesson" key that exists only while one runs - at most one per class, enforced
+A lesson is (class_id, lesson_id, started_at, ended_at), stored in Redis under the dashboard's own
+keys (keys.py): a hash per lesson, a sorted set of the class's lessons by start time (the newest
+``MAX_LESSONS`` kept) and a "current lesson" key that exists only while one runs - at most one per class, enforced
 with WATCH/MULTI so two clicks (or two teachers) cannot start two lessons. Times are the server's
-clock; results are matched to a lesson by their capture time.
+clock; results are matched to a lesson by their capture time. Storage only: the start and stop
+buttons are views in classes.py.
 """
 
 from __future__ import annotations
@@ -13,14 +14,8 @@ import time
 import uuid
 
 import redis
-from classroom_contract import keys
-from flask import Blueprint, abort, flash, g, redirect, url_for
 
-from classroom_dashboard import accounts
-from classroom_dashboard.auth import login_required, require_class
-from classroom_dashboard.db import get_redis
-
-bp = Blueprint("lessons", __name__)
+from classroom_dashboard import accounts, keys
 
 #: Lessons remembered per class; older ones are forgotten when a new one starts.
 MAX_LESSONS = 500
@@ -127,36 +122,3 @@ def lesson_range(lesson: dict, now: float | None = None) -> tuple[float, float]:
     """(start, end) of a lesson; a running lesson ends now."""
     end = lesson["ended_at"] if lesson["ended_at"] is not None else (time.time() if now is None else now)
     return lesson["started_at"], max(end, lesson["started_at"])
-
-
-def lesson_or_404(class_id: str, lesson_id: str) -> dict:
-    lesson = get_lesson(get_redis(), class_id, lesson_id)
-    if lesson is None:
-        abort(404)
-    return lesson
-
-
-@bp.post("/classes/<class_id>/lessons/start")
-@login_required
-def start(class_id):
-    """Start a lesson for the class (owner or admin; CSRF-checked like every POST)."""
-    require_class(class_id)
-    try:
-        lesson = start_lesson(get_redis(), class_id, g.user["username"])
-        flash(f"Lesson started at {time.strftime('%H:%M', time.localtime(lesson['started_at']))}.", "info")
-    except LessonError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("classes.detail", class_id=class_id))
-
-
-@bp.post("/classes/<class_id>/lessons/stop")
-@login_required
-def stop(class_id):
-    """Stop the class's running lesson."""
-    require_class(class_id)
-    try:
-        stop_lesson(get_redis(), class_id)
-        flash("Lesson stopped. Its CSV is listed under past lessons.", "info")
-    except LessonError as exc:
-        flash(str(exc), "error")
-    return redirect(url_for("classes.detail", class_id=class_id))

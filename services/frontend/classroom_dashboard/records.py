@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
@@ -84,10 +83,3 @@ def csv_chunks(
         buffer.truncate()
     if buffer.getvalue():
         yield buffer.getvalue()
-
-
-def student_of(fields: dict) -> str | None:
-    try:
-        return json.loads(fields.get("result", "{}")).get("student_id")
-    except ValueError:
-        return None

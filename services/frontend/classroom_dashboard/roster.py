@@ -1,25 +1,25 @@
 """What the dashboard shows about students: the latest result plus its attention assessment.
 
-Shared by the class page, the live stream and the JSON API, so all three always agree.
+Shared by the class page, the live stream and the JSON API, so all three always agree. No Flask
+here: the views pass their app's config (the settings named in config.py) in.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from classroom_contract import ObservationResult, store
-from flask import current_app
 
 from classroom_dashboard import attention, emotion
 
 
-def _history_seconds(config) -> float:
+def _history_seconds(config: Mapping) -> float:
     return max(config["ATTENTION_WINDOW_SECONDS"], config["SPARKLINE_SECONDS"], 2 * config["ABSENT_AFTER_SECONDS"])
 
 
-def student_view(client, latest: ObservationResult, now: float | None = None) -> dict:
+def student_view(client, latest: ObservationResult, config: Mapping, now: float | None = None) -> dict:
     """The JSON-ready record of one student (emotions are None in attention-only mode)."""
-    config = current_app.config
     now = time.time() if now is None else now
     use_emotions = not config["ATTENTION_ONLY"]
     since = latest.captured_at - _history_seconds(config)
@@ -65,22 +65,22 @@ def sort_key(view: dict) -> tuple:
     return (rank, view["student_id"])
 
 
-def class_roster(client, class_id: str, now: float | None = None) -> list[dict]:
+def class_roster(client, class_id: str, config: Mapping, now: float | None = None) -> list[dict]:
     """Every student of a class with a result, in display order."""
-    horizon = time.time() - current_app.config["RETENTION_SECONDS"]
+    horizon = time.time() - config["RETENTION_SECONDS"]
     latest = store.latest_results(client, class_id, since=horizon)
-    return sorted((student_view(client, result, now) for result in latest.values()), key=sort_key)
+    return sorted((student_view(client, result, config, now) for result in latest.values()), key=sort_key)
 
 
 def summary(views: list[dict]) -> dict:
-    """Counts per state and the mean score of the students with one."""
+    """Counts per state and the class's score (attention.class_score) over the tiles' scores."""
     counts = {state: 0 for state in attention.STATES}
     for view in views:
         counts[view["attention"]["state"]] += 1
-    scores = [v["attention"]["score"] for v in views if v["attention"]["score"] is not None]
+    score = attention.class_score(v["attention"]["score"] for v in views)
     return {
         "students": len(views),
         "counts": counts,
         "needs_attention": sum(v["attention"]["needs_attention"] for v in views),
-        "mean_score": round(sum(scores) / len(scores), 1) if scores else None,
+        "mean_score": None if score is None else round(score, 1),
     }

@@ -23,10 +23,9 @@ import hashlib
 import secrets
 import time
 
-from classroom_contract import keys
 from flask import current_app, session
 
-from classroom_dashboard import accounts
+from classroom_dashboard import accounts, keys
 
 SESSION_ID = "sid"
 

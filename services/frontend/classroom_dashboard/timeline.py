@@ -1,4 +1,6 @@
-"""The class timeline: class attention, presence and (unless attention-only) the emotion mix over time.
+"""What happened over time: a class's timeline and a student's, computed from stored results (no Flask).
+
+**The class timeline**: class attention, presence and (unless attention-only) the emotion mix.
 
 Per time bucket (``BUCKETS`` equal slices of the range: the last N minutes, or one lesson):
 
@@ -12,27 +14,24 @@ Per time bucket (``BUCKETS`` equal slices of the range: the last N minutes, or o
   mean or "uncertain") among the students with one at the end of the bucket (present, not offline).
 
 Every student's series is read once for the range (plus the smoothing look-back) and walked once
-with two pointers, so a page costs O(observations in the window + students x buckets).
+with two pointers, so a page costs O(observations in the window + students x buckets). The page
+itself is a view in classes.py; the scores come from attention.py, the current emotion from emotion.py.
+
+**A student's timeline** (the student page): the score per slice (``attention.score_buckets``),
+the mean score of the range (``attention.mean_score``) and the share of each current emotion.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 
 from classroom_contract import ObservationResult, store
-from flask import Blueprint, abort, current_app, render_template, request
 
-from classroom_dashboard import charts, lessons
-from classroom_dashboard.attention import observation_score
-from classroom_dashboard.auth import login_required, require_class
-from classroom_dashboard.db import get_redis
+from classroom_dashboard.attention import class_score, in_span, mean_score, score_buckets, smoothed_scores
 from classroom_dashboard.emotion import LABELS, emotions_over
 
-bp = Blueprint("timeline", __name__)
-
 BUCKETS = 60
-RANGES = {10: "10 min", 30: "30 min", 60: "1 hour", 180: "3 hours", 360: "6 hours"}
+STUDENT_BUCKETS = 120
 
 
 def class_timeline(
@@ -52,98 +51,72 @@ def class_timeline(
     when no student had one), or None with `use_emotions` off. Each series must be oldest first.
     """
     width = max(end - start, 1e-9) / buckets
+    ends = [start + (i + 1) * width for i in range(buckets)]
     horizon = max(window, width)
-    rows = [
-        {"t0": start + i * width, "t1": start + (i + 1) * width, "sum": 0.0, "scored": 0, "present": 0, "absent": 0}
-        for i in range(buckets)
-    ]
+    rows = [{"t0": start + i * width, "t1": ends[i], "present": 0, "absent": 0} for i in range(buckets)]
+    scores: list[list[float | None]] = []  # per student, per bucket
     mix = [dict.fromkeys(LABELS, 0) for _ in range(buckets)] if use_emotions else None
     for series in series_by_student.values():
-        scores = [observation_score(r, use_emotions) if r.face_count > 0 else None for r in series]
+        scores.append(smoothed_scores(series, ends, horizon, use_emotions))
         current = emotions_over(series, window, min_confidence) if mix is not None else None
-        lo = hi = 0
-        total, count = 0.0, 0
+        latest = 0  # how many observations were captured by the end of the bucket
         for i, row in enumerate(rows):
-            t1 = row["t1"]
-            while hi < len(series) and series[hi].captured_at <= t1:  # enters the smoothing window
-                if scores[hi] is not None:
-                    total, count = total + scores[hi], count + 1
-                hi += 1
-            while lo < hi and series[lo].captured_at <= t1 - horizon:  # leaves it
-                if scores[lo] is not None:
-                    total, count = total - scores[lo], count - 1
-                lo += 1
-            if count:
-                row["sum"] += total / count
-                row["scored"] += 1
-            if hi and t1 - series[hi - 1].captured_at <= offline_after:
-                row["present" if series[hi - 1].face_count > 0 else "absent"] += 1
-                if current is not None and current[hi - 1] is not None:
-                    mix[i][current[hi - 1].label] += 1
-    out = []
+            while latest < len(series) and series[latest].captured_at <= row["t1"]:
+                latest += 1
+            if latest and row["t1"] - series[latest - 1].captured_at <= offline_after:
+                row["present" if series[latest - 1].face_count > 0 else "absent"] += 1
+                if current is not None and current[latest - 1] is not None:
+                    mix[i][current[latest - 1].label] += 1
     for i, row in enumerate(rows):
-        emotions = None
+        bucket_scores = [student[i] for student in scores]
+        row["score"] = class_score(bucket_scores)
+        row["scored"] = sum(s is not None for s in bucket_scores)
+        row["emotions"] = None
         if mix is not None:
             labelled = sum(mix[i].values())
-            emotions = {e: n / labelled for e, n in mix[i].items()} if labelled else {}
-        out.append(
-            {
-                "t0": row["t0"],
-                "t1": row["t1"],
-                "score": row["sum"] / row["scored"] if row["scored"] else None,
-                "scored": row["scored"],
-                "present": row["present"],
-                "absent": row["absent"],
-                "emotions": emotions,
-            }
-        )
-    return out
+            row["emotions"] = {e: n / labelled for e, n in mix[i].items()} if labelled else {}
+    return rows
 
 
-@bp.get("/classes/<class_id>/timeline")
-@login_required
-def show(class_id):
-    """Class attention with presence, and the emotion mix, over the last N minutes or one lesson."""
-    info = require_class(class_id)
-    config = current_app.config
-    client = get_redis()
-    lesson = None
-    if request.args.get("lesson"):
-        lesson = lessons.get_lesson(client, class_id, request.args["lesson"])
-        if lesson is None:
-            abort(404)
-        start, end = lessons.lesson_range(lesson)
-        minutes = None
-    else:
-        minutes = request.args.get("minutes", 60, type=int)
-        if minutes not in RANGES:
-            minutes = 60
-        end = time.time()
-        start = end - min(minutes * 60, config["RETENTION_SECONDS"])
-    use_emotions = not config["ATTENTION_ONLY"]
-    window = config["ATTENTION_WINDOW_SECONDS"]
-    lookback = max(window, (end - start) / BUCKETS, config["OFFLINE_AFTER_SECONDS"])
+def read_class_timeline(
+    client, class_id: str, start: float, end: float, *, window: float, offline_after: float, **options
+) -> tuple[list[dict], int]:
+    """(`class_timeline` rows, observations in the range) of a class, read with the look-back it needs."""
+    lookback = max(window, (end - start) / BUCKETS, offline_after)
     series = store.class_series(client, class_id, start - lookback, end)
-    rows = class_timeline(
-        series,
-        start,
-        end,
-        BUCKETS,
-        window=window,
-        offline_after=config["OFFLINE_AFTER_SECONDS"],
-        use_emotions=use_emotions,
-        min_confidence=config["EMOTION_MIN_CONFIDENCE"],
-    )
-    return render_template(
-        "classes/timeline.html",
-        info=info,
-        lesson=lesson,
-        minutes=minutes,
-        ranges=RANGES,
-        start=start,
-        end=end,
-        bucket_seconds=(end - start) / BUCKETS,
-        observations=sum(r.captured_at >= start for s in series.values() for r in s),
-        attention_chart=charts.class_attention_svg(rows, start, end, config["ATTENTION_THRESHOLD"]),
-        emotion_chart=charts.emotion_mix_svg(rows, start, end) if use_emotions else None,
-    )
+    rows = class_timeline(series, start, end, BUCKETS, window=window, offline_after=offline_after, **options)
+    return rows, sum(in_span(r, start, end) for s in series.values() for r in s)
+
+
+def student_timeline(
+    history: Sequence[ObservationResult],
+    start: float,
+    end: float,
+    *,
+    window: float,
+    use_emotions: bool = True,
+    min_confidence: float = 0.5,
+    buckets: int = STUDENT_BUCKETS,
+) -> dict:
+    """A student's range (start, end]: {"stats", "buckets", "shares"} for the student page.
+
+    `history` is oldest first and, with emotions, starts a `window` before `start`, so the first
+    observations' current emotion is what the tile showed then. `shares` is [(label, share)] of the
+    current emotions of the range's observations (None with `use_emotions` off).
+    """
+    series = [r for r in history if in_span(r, start, end)]
+    shares = None
+    if use_emotions:
+        current = emotions_over(history, window, min_confidence)
+        labelled = [e.label for r, e in zip(history, current, strict=True) if e and in_span(r, start, end)]
+        shares = [(e, labelled.count(e) / len(labelled) if labelled else 0.0) for e in LABELS]
+    present = sum(r.face_count > 0 for r in series)
+    return {
+        "stats": {
+            "observations": len(series),
+            "present_share": present / len(series) if series else None,
+            "mean_score": mean_score(series, use_emotions),
+        },
+        "buckets": score_buckets(series, start, end, buckets, use_emotions),
+        "shares": shares,
+    }
