@@ -90,6 +90,7 @@ from classroom_capture.detector import FrameFacts  # noqa: E402
 from classroom_capture.outbox import Outbox  # noqa: E402
 from classroom_capture.sender import Sender  # noqa: E402
 from classroom_contract import keys, store, tokens  # noqa: E402
+from classroom_inference import redis_keys  # noqa: E402
 from inference.support import fer_faces, service_env  # noqa: E402
 from procs import BIN, PYTHON, Proc, free_port, http_ok, redis_ping, start_redis, wait_until  # noqa: E402
 from rq import Queue  # noqa: E402
@@ -986,7 +987,7 @@ class Soak:
             seen = 0
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                markers = [keys.seen(CLASS_ID, agent.student_id, x) for x in chunk]
+                markers = [redis_keys.seen(CLASS_ID, agent.student_id, x) for x in chunk]
                 seen += sum(v is not None for v in client.mget(markers))
             seen_total += seen
             pending = {str(p.observation.observation_id) for p in agent.outbox.oldest(10_000)}
@@ -1036,7 +1037,7 @@ class Soak:
             if oid in queued_crops:
                 item["where"] = "crops still queued in the crop store (job not done or failed)"
                 item["batch_id"] = queued_crops[oid].rsplit(":", 1)[1]
-            elif client.exists(keys.seen(CLASS_ID, item["student_id"], oid)):
+            elif client.exists(redis_keys.seen(CLASS_ID, item["student_id"], oid)):
                 item["where"] = "accepted by the API, no result and no crops: LOST"
             elif oid in per_student[item["student_id"]]["_pending"]:
                 item["where"] = "still in the agent's outbox (not delivered)"
@@ -1072,7 +1073,7 @@ class Soak:
                 "student_id": r.student_id,
                 "captured_s": round(r.captured_at - self.capture_started, 1),
                 "stored_s": round(r.processed_at - self.capture_started, 1),
-                "batch_id": (client.get(keys.seen(CLASS_ID, r.student_id, r.observation_id)) or b"").decode(),
+                "batch_id": (client.get(redis_keys.seen(CLASS_ID, r.student_id, r.observation_id)) or b"").decode(),
             }
             for r in slowest
         ]

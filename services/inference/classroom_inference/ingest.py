@@ -27,6 +27,7 @@ import redis
 from classroom_contract import ObservationBatch, ObservationResult, decode_crop, keys, store
 from rq import Queue
 
+from classroom_inference import redis_keys
 from classroom_inference.queues import enqueue_predict
 from classroom_inference.settings import Settings
 
@@ -115,13 +116,13 @@ def ingest(
     crop_store: redis.Redis,
 ) -> Outcome:
     """Store what is new in `batch` (of `student_id`, taken from the credential) and queue its faces;
-    report new vs already-seen counts. Ids are deduplicated per student (keys.seen).
+    report new vs already-seen counts. Ids are deduplicated per student (redis_keys.seen).
 
     `client` is the main Redis, `crop_store` the crop store (CROP_STORE_URL): crops go only there.
     """
     unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
     in_request_duplicates = len(batch.observations) - len(unique)
-    seen_keys = [keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
+    seen_keys = [redis_keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
     tombstone = keys.erasure_generation(class_id, student_id)
     batch_id = uuid.uuid4().hex
     parked = False
@@ -140,7 +141,9 @@ def ingest(
                 pipe.multi()
                 for o in new:
                     pipe.set(
-                        keys.seen(class_id, student_id, str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds
+                        redis_keys.seen(class_id, student_id, str(o.observation_id)),
+                        batch_id,
+                        ex=settings.dedup_ttl_seconds,
                     )
                 if faces:
                     _queue_job(pipe, queue, _job_meta(batch_id, class_id, student_id, faces, generation), settings)
