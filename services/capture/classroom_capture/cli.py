@@ -176,7 +176,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
-    from classroom_capture.control import PauseControl
+    from classroom_capture.control import PauseControl, ask_consent, consent_text, start_key_listener
 
     pause = PauseControl(args.pause_file or default_pause_file())
     if args.pause or args.resume:
@@ -208,8 +208,6 @@ def _main(argv: list[str] | None) -> int:
         detector = make_detector(args.detector)
     except (RuntimeError, ValueError) as exc:
         return fail(EXIT_USAGE, str(exc))
-
-    from classroom_capture.control import ask_consent, consent_text, start_key_listener
 
     try:  # whom this code belongs to, so the student sees their own name before agreeing
         me = fetch_identity(args.server, args.token)

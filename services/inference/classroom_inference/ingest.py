@@ -41,9 +41,7 @@ MAX_ATTEMPTS = 10
 class Outcome:
     accepted: int
     duplicates: int
-    faces: int
-    direct: int  # stored without the model: absences, or everything in attention-only mode
-    batch_id: str | None
+    batch_id: str | None  # the queued job's id; None when nothing needed the model
 
 
 #: A batch's pending marker and its student's batch set outlive its job (failed jobs: 7 days).
@@ -165,7 +163,7 @@ def ingest(
         _unpark(crop_store, batch_id, parked)
     duplicates = in_request_duplicates + len(unique) - len(new)
     log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, student_id, len(new), duplicates)
-    return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)
+    return Outcome(len(new), duplicates, batch_id if faces else None)
 
 
 def _queue_job(pipe, queue: Queue, meta: dict, settings: Settings) -> None:
