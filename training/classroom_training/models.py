@@ -143,4 +143,3 @@ def parse_fast_spec(spec: str) -> dict:
         return {"block": block, "width": int(width[1:]), "depth": int(depth[1:])}
     except ValueError:
         raise ValueError(f"a fast spec is <plain|separable>-w<width>-d<depth>, got {spec!r}") from None
-
