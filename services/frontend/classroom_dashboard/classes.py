@@ -82,11 +82,12 @@ def student(class_id, student_id):
     if minutes not in RANGES:
         minutes = 60
     client = get_redis()
-    latest = store.latest_results(client, class_id, since=time.time() - config["RETENTION_SECONDS"]).get(student_id)
+    retention = config["RESULT_RETENTION_SECONDS"]
+    latest = store.latest_results(client, class_id, since=time.time() - retention).get(student_id)
     if latest is None:
         abort(404)
     end = max(time.time(), latest.captured_at)
-    start = end - min(minutes * 60, config["RETENTION_SECONDS"])
+    start = end - min(minutes * 60, retention)
     window = config["ATTENTION_WINDOW_SECONDS"]
     use_emotions = not config["ATTENTION_ONLY"]
     # read one window further back, so the first observations' current emotion is the tile's then
@@ -127,7 +128,7 @@ def export_csv(class_id):
     require_class(class_id)
     config = current_app.config
     use_emotions = not config["ATTENTION_ONLY"]
-    since = time.time() - config["RETENTION_SECONDS"]
+    since = time.time() - config["RESULT_RETENTION_SECONDS"]
     emotion_settings = {
         "window": config["ATTENTION_WINDOW_SECONDS"],
         "min_confidence": config["EMOTION_MIN_CONFIDENCE"],

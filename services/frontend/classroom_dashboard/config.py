@@ -12,6 +12,8 @@ import os
 import secrets
 from collections.abc import Mapping
 
+from classroom_contract import settings as shared
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message says which and how to fix it."""
@@ -117,7 +119,12 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         # at. Empty: the origin the dashboard page was served from (right behind the compose proxy).
         "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/"),
         # How far back history pages, charts and CSV export read (the workers trim the same way).
-        "RETENTION_SECONDS": _number(env, "RETENTION_SECONDS", 7 * 24 * 3600, minimum=60),
+        "RESULT_RETENTION_SECONDS": _number(
+            {shared.RETENTION_ENV: shared.retention_setting(env) or ""},
+            shared.RETENTION_ENV,
+            shared.DEFAULT_RETENTION_SECONDS,
+            minimum=60,
+        ),
         # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.
         "ATTENTION_ONLY": _bool(env, "ATTENTION_ONLY", False),
         "ATTENTION_WINDOW_SECONDS": _number(env, "ATTENTION_WINDOW_SECONDS", 60, minimum=1),

@@ -119,7 +119,7 @@ def show(class_id):
         if minutes not in RANGES:
             minutes = 60
         end = time.time()
-        start = end - min(minutes * 60, config["RETENTION_SECONDS"])
+        start = end - min(minutes * 60, config["RESULT_RETENTION_SECONDS"])
     use_emotions = not config["ATTENTION_ONLY"]
     window = config["ATTENTION_WINDOW_SECONDS"]
     lookback = max(window, (end - start) / BUCKETS, config["OFFLINE_AFTER_SECONDS"])

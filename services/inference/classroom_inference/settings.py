@@ -5,11 +5,13 @@ Every knob lives here so a deployment (compose, k8s) configures the service thro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from classroom_contract import SIGNATURE
-from pydantic import Field
+from classroom_contract import settings as shared
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 24 * 3600
@@ -60,7 +62,9 @@ class Settings(BaseSettings):
     tfserving_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles each try (with jitter).")
     tfserving_max_message_bytes: int = Field(64 * 1024 * 1024, gt=0)
 
-    result_retention_seconds: float = Field(7 * DAY, gt=0)
+    result_retention_seconds: float = Field(
+        shared.DEFAULT_RETENTION_SECONDS, gt=0, description="How long results are kept; the dashboard reads the same."
+    )
     dedup_ttl_seconds: int = Field(DAY, gt=0, description="How long an observation id is remembered.")
     crops_ttl_seconds: int = Field(DAY, gt=0, description="Safety expiry of queued crops never predicted.")
     retention_sweep_interval_s: int = Field(
@@ -105,3 +109,14 @@ class Settings(BaseSettings):
         description="Built browser capture page served at /join (services/capture-web/dist); absent = /join is 404.",
     )
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retention_fallback(cls, data: Any) -> Any:
+        """RESULT_RETENTION_SECONDS unset or empty: the deprecated RETENTION_SECONDS, else the shared default."""
+        if isinstance(data, dict) and not str(data.get("result_retention_seconds") or "").strip():
+            data = {key: value for key, value in data.items() if key != "result_retention_seconds"}
+            raw = shared.retention_setting(os.environ)
+            if raw is not None:
+                data["result_retention_seconds"] = raw
+        return data
