@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=float(_env("CLASSROOM_RATE", "0")) or None,
-        help="samples per second (default: your class's rate, else 2)",
+        help=f"samples per second (default: your class's rate, else {DEFAULT_SAMPLE_RATE_HZ:g})",
     )
     p.add_argument(
         "--detector",

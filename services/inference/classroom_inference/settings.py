@@ -18,19 +18,14 @@ DAY = 24 * 3600
 
 
 def default_model_dir() -> Path:
-    """<repo>/models/<model name> when running from a checkout, else ./models/<model name>.
-
-    The package sits at <repo>/services/inference/classroom_inference, so a checkout is recognised
-    by the models folder three levels up; an installed wheel falls back to the working directory.
-    """
-    checkout = Path(__file__).resolve().parents[3] / "models" / SIGNATURE.model_name
-    return checkout if checkout.is_dir() else Path.cwd() / "models" / SIGNATURE.model_name
+    """./models/<model name>: a checkout's models when run from its root (the image sets MODEL_DIR)."""
+    return Path.cwd() / "models" / SIGNATURE.model_name
 
 
 def default_join_page_dir() -> Path:
-    """<repo>/services/capture-web/dist (built by `npm ci && npm run build` there) in a checkout;
-    the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
-    return Path(__file__).resolve().parents[2] / "capture-web" / "dist"
+    """./services/capture-web/dist (built by `npm ci && npm run build` there) when run from a checkout's
+    root; the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
+    return Path.cwd() / "services" / "capture-web" / "dist"
 
 
 class Settings(BaseSettings):
