@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from classroom_contract import SIGNATURE
 from classroom_contract import settings as shared
+from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -66,7 +67,9 @@ class Settings(BaseSettings):
         300, ge=1, description="How often one worker trims every class's results to the retention window."
     )
     max_body_bytes: int = Field(512 * 1024, gt=0)
-    max_crops_per_request: int = Field(64, ge=1)
+    max_crops_per_request: int = Field(
+        MAX_OBSERVATIONS_PER_REQUEST, ge=1, description="Most face crops in one request (default: the batch limit)."
+    )
     # Each student has their own credential and an agent posts about once a second (at most one
     # request per sample): 600 a minute is 10 a second, far above a working agent, and stops a
     # runaway or abusive one without touching the rest of the class.
