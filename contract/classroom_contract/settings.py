@@ -1,4 +1,4 @@
-"""Settings two services must agree on: one environment variable and one default for each.
+"""Settings two services read: one environment variable and one default for each.
 
 The workers trim results to the retention window and the dashboard reads back the same window;
 with two names (or two defaults) they could silently disagree. `RETENTION_SECONDS`, the
@@ -12,6 +12,12 @@ import logging
 from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
+
+#: REDIS_URL: the main Redis (results, queue, accounts), persisted to disk.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: CROP_STORE_URL: the crop store, a memory-only Redis of the queued crops (the API writes, workers and
+#: the dashboard's erasure delete).
+DEFAULT_CROP_STORE_URL = "redis://127.0.0.1:6380/0"
 
 #: How long results are kept (series, latest tile, student set, live stream), in seconds.
 RETENTION_ENV = "RESULT_RETENTION_SECONDS"

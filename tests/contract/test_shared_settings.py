@@ -49,3 +49,11 @@ def test_the_new_name_wins_and_the_ignored_old_one_is_reported(monkeypatch, capl
 def test_each_service_still_validates_the_value(monkeypatch):
     with pytest.raises(config.ConfigError, match="RESULT_RETENTION_SECONDS must be >= 60"):
         both(monkeypatch, {"RETENTION_SECONDS": "5"})
+
+
+def test_both_services_default_to_the_same_redis_and_crop_store(monkeypatch):
+    for name in ("REDIS_URL", "CROP_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    inference, dashboard = Settings(), config.from_env(DEV)
+    assert inference.redis_url == dashboard["REDIS_URL"] == shared.DEFAULT_REDIS_URL
+    assert inference.crop_store_url == dashboard["CROP_STORE_URL"] == shared.DEFAULT_CROP_STORE_URL

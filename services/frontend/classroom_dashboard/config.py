@@ -89,7 +89,7 @@ def check_secret_key(secret: str) -> None:
 
 def redis_url(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return env.get("REDIS_URL") or shared.DEFAULT_REDIS_URL
 
 
 def from_env(env: Mapping[str, str] | None = None) -> dict:
@@ -114,7 +114,7 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "SECRET_KEY": secret,
         "REDIS_URL": redis_url(env),
         # The crop store (memory-only Redis of the queued crops): erasing a student deletes theirs there.
-        "CROP_STORE_URL": env.get("CROP_STORE_URL") or "redis://127.0.0.1:6380/0",
+        "CROP_STORE_URL": env.get("CROP_STORE_URL") or shared.DEFAULT_CROP_STORE_URL,
         # Base of the students' join links (<PUBLIC_URL>/join#<code>): the address laptops reach the API
         # at. Empty: the origin the dashboard page was served from (right behind the compose proxy).
         "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/"),

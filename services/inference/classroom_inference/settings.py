@@ -34,10 +34,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", protected_namespaces=())
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = shared.DEFAULT_REDIS_URL
     redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout of the API's Redis calls.")
     crop_store_url: str = Field(
-        "redis://127.0.0.1:6380/0",
+        shared.DEFAULT_CROP_STORE_URL,
         description="The crop store: a second Redis with persistence off, the only place crops are kept.",
     )
     crop_store_allow_persistence: bool = Field(
