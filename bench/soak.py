@@ -85,6 +85,7 @@ from classroom_capture.detector import FrameFacts
 from classroom_capture.outbox import Outbox
 from classroom_capture.sender import Sender
 from classroom_contract import keys, store, tokens
+from classroom_inference import redis_keys
 from rq import Queue
 from rq.job import Job
 from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
@@ -984,7 +985,7 @@ class Soak:
             seen = 0
             for i in range(0, len(ids), 500):
                 chunk = ids[i : i + 500]
-                markers = [keys.seen(CLASS_ID, agent.student_id, x) for x in chunk]
+                markers = [redis_keys.seen(CLASS_ID, agent.student_id, x) for x in chunk]
                 seen += sum(v is not None for v in client.mget(markers))
             seen_total += seen
             pending = {str(p.observation.observation_id) for p in agent.outbox.oldest(10_000)}
@@ -1034,7 +1035,7 @@ class Soak:
             if oid in queued_crops:
                 item["where"] = "crops still queued in the crop store (job not done or failed)"
                 item["batch_id"] = queued_crops[oid].rsplit(":", 1)[1]
-            elif client.exists(keys.seen(CLASS_ID, item["student_id"], oid)):
+            elif client.exists(redis_keys.seen(CLASS_ID, item["student_id"], oid)):
                 item["where"] = "accepted by the API, no result and no crops: LOST"
             elif oid in per_student[item["student_id"]]["_pending"]:
                 item["where"] = "still in the agent's outbox (not delivered)"
@@ -1070,7 +1071,7 @@ class Soak:
                 "student_id": r.student_id,
                 "captured_s": round(r.captured_at - self.capture_started, 1),
                 "stored_s": round(r.processed_at - self.capture_started, 1),
-                "batch_id": (client.get(keys.seen(CLASS_ID, r.student_id, r.observation_id)) or b"").decode(),
+                "batch_id": (client.get(redis_keys.seen(CLASS_ID, r.student_id, r.observation_id)) or b"").decode(),
             }
             for r in slowest
         ]

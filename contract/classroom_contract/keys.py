@@ -1,14 +1,14 @@
 """Redis key names and queue names, namespaced under one prefix so the system can share a Redis.
 
-Only the server side (API, workers, dashboard) touches Redis; laptops never see it.
+Only the server side (API, workers, dashboard) touches Redis; laptops never see it. Only keys that
+more than one service reads or writes are here; a service's private keys live in that service
+(`classroom_inference.redis_keys`, the dashboard's own modules), under the same PREFIX.
 """
 
 PREFIX = "classroom"
 
 #: RQ queue the API fills and the inference workers drain.
 INFERENCE_QUEUE = "inference"
-#: Dotted path of the RQ job function, so the API can enqueue without importing TensorFlow.
-PREDICT_JOB = "classroom_inference.jobs.predict_batch"
 
 
 def crops(batch_id: str) -> str:
@@ -43,20 +43,6 @@ def pending_batches() -> str:
     other worker got to it first, so an entry lost from this list loses nothing.
     """
     return f"{PREFIX}:pending-batches"
-
-
-def batch_done(batch_id: str) -> str:
-    """Short-lived marker that a batch's results are stored (by its own job or another's)."""
-    return f"{PREFIX}:batch-done:{batch_id}"
-
-
-def seen(class_id: str, student_id: str, observation_id: str) -> str:
-    """Marker that a student's observation id was accepted once: makes resends idempotent.
-
-    Keyed by class and student (under `student_prefix`), so nobody's id can suppress another's
-    observation, and erasing a student's keys by that prefix removes their markers too.
-    """
-    return f"{student_prefix(class_id, student_id)}seen:{observation_id}"
 
 
 def student_prefix(class_id: str, student_id: str) -> str:
@@ -108,11 +94,6 @@ def result_classes() -> str:
     return f"{PREFIX}:result-classes"
 
 
-def retention_sweep_lock() -> str:
-    """Short-lived lock: one worker swept every class to the retention window recently."""
-    return f"{PREFIX}:retention-sweep"
-
-
 def class_events(class_id: str) -> str:
     """Capped stream of result JSON for live updates (server push)."""
     return f"{PREFIX}:class:{class_id}:events"
@@ -121,11 +102,3 @@ def class_events(class_id: str) -> str:
 def student_series(class_id: str, student_id: str) -> str:
     """Sorted set of result JSON scored by capture time, trimmed to the retention window."""
     return f"{student_prefix(class_id, student_id)}series"
-
-
-# --- ingest API (only the inference API reads and writes these) ------------------------------
-
-
-def rate_limit(credential_sha256: str, window: int) -> str:
-    """Counter of requests one student credential made in one fixed rate-limit window, expiring on its own."""
-    return f"{PREFIX}:ratelimit:{credential_sha256}:{window}"

@@ -26,6 +26,7 @@ import pytest
 import redis
 from classroom_capture.outbox import Outbox
 from classroom_contract import keys, store, tokens
+from classroom_inference import redis_keys
 
 from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
@@ -121,8 +122,9 @@ def pending_ids(path: Path) -> list[str]:
 
 
 def seen_ids(client) -> set[str]:
-    prefix = keys.seen(CLASS_ID, STUDENT, "")
-    return {key.decode()[len(prefix) :] for key in client.scan_iter(keys.seen(CLASS_ID, STUDENT, "*"), count=1000)}
+    prefix = redis_keys.seen(CLASS_ID, STUDENT, "")
+    markers = client.scan_iter(redis_keys.seen(CLASS_ID, STUDENT, "*"), count=1000)
+    return {key.decode()[len(prefix) :] for key in markers}
 
 
 def stored_copies(client) -> Counter:

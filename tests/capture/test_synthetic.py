@@ -18,10 +18,20 @@ from tests.support.procs import BIN, REPO
 
 def test_sample_is_the_repository_file_with_all_rows(fer_faces, monkeypatch):
     monkeypatch.delenv("CLASSROOM_FER_SAMPLE", raising=False)
+    monkeypatch.chdir(REPO)
     assert default_sample_path() == REPO / "data" / "fer2013_sample.csv.gz"
     assert len(fer_faces) == 350
     assert fer_faces.pixels.shape == (350, 48, 48) and fer_faces.pixels.dtype == np.uint8
     assert set(fer_faces.emotions.tolist()) <= set(range(7))
+
+
+def test_default_sample_is_under_the_working_directory_not_the_package(tmp_path, monkeypatch):
+    """Issue #18: no guessing the checkout from the package's location (an installed agent has none)."""
+    monkeypatch.delenv("CLASSROOM_FER_SAMPLE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert default_sample_path() == tmp_path / "data" / "fer2013_sample.csv.gz"
+    with pytest.raises(FileNotFoundError, match="CLASSROOM_FER_SAMPLE"):
+        load_fer_faces()
 
 
 def test_sample_path_from_environment(tmp_path, monkeypatch):
@@ -94,3 +104,18 @@ def test_demo_with_a_bad_credential_stops_with_one_line(api, tmp_path):
     assert result.returncode == 3
     assert result.stderr.strip().splitlines()[-1].startswith("classroom-demo: error: the server refused your code")
     assert "Traceback" not in result.stderr
+
+
+def test_the_demo_and_the_agent_share_one_default_rate(monkeypatch):
+    """Issue #18: CLASSROOM_RATE defaulted to 1 in the demo and to the class's rate (else 2) in the agent;
+    both now fall back to the contract's DEFAULT_SAMPLE_RATE_HZ, a new class's rate."""
+    from classroom_capture.cli import build_parser
+    from classroom_capture.synthetic import _demo_parser
+    from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ
+
+    monkeypatch.delenv("CLASSROOM_RATE", raising=False)
+    assert _demo_parser().parse_args([]).rate == DEFAULT_SAMPLE_RATE_HZ
+    assert build_parser().parse_args([]).rate is None  # the class's rate, else DEFAULT_SAMPLE_RATE_HZ
+    assert f"else {DEFAULT_SAMPLE_RATE_HZ:g})" in " ".join(build_parser().format_help().split())
+    monkeypatch.setenv("CLASSROOM_RATE", "4")
+    assert _demo_parser().parse_args([]).rate == build_parser().parse_args([]).rate == 4

@@ -35,6 +35,8 @@ SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY$|AUTH", re.IGNORECASE)
 SECRETS = {"REDIS_PASSWORD", "CROP_STORE_PASSWORD", "SECRET_KEY", "DEMO_TEACHER_PASSWORD"}
 SECRETS_DIR = "/run/secrets/classroom"
 DEMO_SERVICES = {"demo-setup", "demo-ca", "demo-agents"}
+#: Old names Compose still passes on (as the default of the new name) for an older .env; not in .env.example.
+DEPRECATED = {"RETENTION_SECONDS": "RESULT_RETENTION_SECONDS"}
 ONE_SHOT_CONDITION = "service_completed_successfully"
 
 
@@ -62,7 +64,19 @@ def documented_names() -> set[str]:
 
 def variables_in(text: str) -> set[str]:
     text = text.replace("$$", "")
-    return {m.group("name") or m.group("bare") for m in VARIABLE.finditer(text)}
+    return {m.group("name") or m.group("bare") for m in variable_matches(text)}
+
+
+def variable_matches(text: str) -> list[re.Match]:
+    """Every variable in `text` (without $$), nested ones too: ${NEW:-${OLD:-default}} gives OLD, then NEW."""
+    found = []
+    for _ in range(8):
+        step = list(VARIABLE.finditer(text))
+        if not step:
+            break
+        found += step
+        text = VARIABLE.sub("x", text)
+    return found
 
 
 def filled_env() -> dict[str, str]:
@@ -144,6 +158,10 @@ def test_schema_check_rejects_an_invalid_compose_file(tmp_path):
 def test_every_variable_is_documented_in_env_example():
     used = set().union(*(variables_in(text) for text in strings(load_compose())))
     assert used, "expected ${VAR} settings in docker-compose.yml"
+    text = ENV_EXAMPLE.read_text()
+    for old, new in DEPRECATED.items():  # mentioned as the old name of a documented setting, not set
+        assert old in text and f"\n{new}=" in text and f"\n{old}=" not in text, old
+    used -= DEPRECATED.keys()
     missing = used - documented_names()
     assert not missing, f"document these in .env.example: {sorted(missing)}"
     lines = ENV_EXAMPLE.read_text().splitlines()
@@ -158,15 +176,31 @@ def test_every_variable_is_documented_in_env_example():
 def test_a_fresh_clone_starts_without_env_and_nothing_is_required():
     """`docker compose up` with no .env: no ${VAR:?}/${VAR?} anywhere, so interpolation never stops it."""
     text = "\n".join(strings(load_compose())).replace("$$", "")
-    required = [m.group(0) for m in VARIABLE.finditer(text) if m.group("op") in (":?", "?")]
+    required = [m.group(0) for m in variable_matches(text) if m.group("op") in (":?", "?")]
     assert not required, f"these stop a start without .env: {required}"
     assert interpolate(load_compose(), env_example()) == interpolate(load_compose(), {}), (
         ".env.example must only restate the defaults (copying it changes nothing)"
     )
     # Bare $VAR would be interpolated to "" by Compose (with a warning): only ${VAR:-default} is used.
-    assert not [m.group(0) for m in VARIABLE.finditer(text) if m.group("bare")]
-    for match in VARIABLE.finditer(text):
+    assert not [m.group(0) for m in variable_matches(text) if m.group("bare")]
+    for match in variable_matches(text):
         assert match.group("op") in (":-", "-"), f"{match.group(0)} has no default"
+
+
+def test_retention_is_one_setting_and_an_older_env_keeps_its_value():
+    """Issue #18: RESULT_RETENTION_SECONDS is the one name (the dashboard used RETENTION_SECONDS). Both
+    services get the same value; an older .env that still says RETENTION_SECONDS keeps its window."""
+
+    def retention(env: dict[str, str]) -> dict[str, str]:
+        compose = interpolate(load_compose(), env)["services"]
+        assert not [name for name, service in compose.items() if "RETENTION_SECONDS" in service.get("environment", {})]
+        return {
+            name: compose[name]["environment"]["RESULT_RETENTION_SECONDS"] for name in ("api", "worker", "dashboard")
+        }
+
+    assert set(retention({}).values()) == {"604800"}
+    assert set(retention({"RETENTION_SECONDS": "3600"}).values()) == {"3600"}
+    assert set(retention({"RETENTION_SECONDS": "3600", "RESULT_RETENTION_SECONDS": "7200"}).values()) == {"7200"}
 
 
 def test_env_example_commits_no_secret_and_empty_means_generated():
@@ -180,7 +214,7 @@ def test_env_example_commits_no_secret_and_empty_means_generated():
     compose = services()
     for name, service in compose.items():
         for value in strings(service):
-            for match in VARIABLE.finditer(value.replace("$$", "")):
+            for match in variable_matches(value.replace("$$", "")):
                 if match.group("name") in SECRETS:
                     assert name == "secrets-init", f"{name} reads {match.group(0)}: use the secrets volume"
                     assert match.group(0) == f"${{{match.group('name')}:-}}", match.group(0)

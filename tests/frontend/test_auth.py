@@ -10,7 +10,7 @@ def test_pages_need_login(client, classes):
     assert response.status_code == 302
     assert "/auth/login" in response.headers["Location"]
     assert client.get("/api/classes/7b/students").status_code == 401
-    assert client.get("/api/classes/7b/students").json["error"] == "Login required"
+    assert client.get("/api/classes/7b/students").json == {"detail": "Login required"}
 
 
 def test_login_then_logout(client, classes):
@@ -122,9 +122,20 @@ def test_secret_key_is_required_outside_development():
     assert config.from_env({"SECRET_KEY": "0123456789abcdef" * 4})["SESSION_COOKIE_SECURE"] is True
 
 
-def test_api_errors_are_json(alice):
-    response = alice.get("/api/classes/8a/students")
-    assert response.status_code == 403 and response.json == {"error": "Not your class", "status": 403}
+def test_api_errors_are_one_json_shape(app, alice):
+    """Issue #18: every JSON error is {"detail": ...}, as the inference API's (README "Error answers");
+    503 (Redis down) is in test_health_and_outage.py."""
+    token = csrf_from(alice.get("/").get_data(as_text=True))
+    answers = [
+        (401, "Login required", app.test_client().get("/api/classes/7b/students")),
+        (403, "Not your class", alice.get("/api/classes/8a/students")),
+        (404, "Not found", alice.get("/api/classes/nope/students")),
+        (404, "Not found", alice.get("/api/no-such-thing")),
+        (400, "Bad request", alice.put("/api/classes/7b/students")),  # no CSRF token
+        (405, "Method not allowed", alice.put("/api/classes/7b/students", data={"csrf_token": token})),
+    ]
+    for status, detail, response in answers:
+        assert (response.status_code, response.json) == (status, {"detail": detail}), response.get_data(as_text=True)
 
 
 def test_throttle_uses_the_client_address_behind_a_trusted_proxy(redis_url, classes):

@@ -53,9 +53,9 @@ def test_liveness_ready_and_outage(outage_app, own_redis):
     assert page.status_code == 503 and page.mimetype == "text/html"
     assert "Service unavailable" in page.get_data(as_text=True) and page.headers["Retry-After"]
     api = teacher.get("/api/classes/7b/students")
-    assert api.status_code == 503 and api.json == {"error": "Service unavailable", "status": 503}
+    assert api.status_code == 503 and api.json == {"detail": "Service unavailable"}
     stream = teacher.get("/api/classes/7b/events", headers={"Accept": "text/event-stream"})
-    assert stream.status_code == 503 and stream.json["status"] == 503
+    assert stream.status_code == 503 and stream.json == {"detail": "Service unavailable"}
     form = {"username": "alice", "password": PASSWORD, "csrf_token": csrf_from(login_page)}
     refused = stranger.post("/auth/login", data=form)
     assert refused.status_code == 503 and "Service unavailable" in refused.get_data(as_text=True)

@@ -8,12 +8,12 @@ import pytest
 import redis
 from classroom_inference import ratelimit
 
-from tests.support.inference import Api, fer_faces, new_class, observation, post
+from tests.support.inference import Api, fer_faces, get, new_class, observation, post
 
 
 @pytest.fixture
 def limited_api(redis_url, tmp_path):
-    api = Api(tmp_path, redis_url, rate_limit_per_minute=2, max_crops_per_request=2)
+    api = Api(tmp_path, redis_url, rate_limit_per_minute=2, max_crops_per_request=2, max_body_bytes=20_000)
     yield api
     api.stop()
 
@@ -24,8 +24,7 @@ def _register(redis_url: str) -> str:
 
 def test_rate_limit_per_student(limited_api, redis_url):
     """Issue 14, finding 7: the limit was per class token, so one student could exhaust the class's."""
-    if ratelimit.WINDOW_S - time.time() % ratelimit.WINDOW_S < 3:  # do not straddle a window edge
-        time.sleep(ratelimit.WINDOW_S - time.time() % ratelimit.WINDOW_S + 0.1)
+    _wait_off_a_window_edge()
     klass = new_class(redis_url, "c")
     noisy, classmate = klass.credential("noisy"), klass.credential("quiet")
     url = limited_api.url + "/v1/observations"
@@ -50,6 +49,33 @@ def test_too_many_crops_in_one_request(limited_api, redis_url):
     assert ok.status == 200 and ok.body == {"accepted": 3, "duplicates": 0}
 
 
+def _wait_off_a_window_edge() -> None:
+    """Three requests must fall into one rate-limit window."""
+    if ratelimit.WINDOW_S - time.time() % ratelimit.WINDOW_S < 3:
+        time.sleep(ratelimit.WINDOW_S - time.time() % ratelimit.WINDOW_S + 0.1)
+
+
+def test_every_error_answer_has_one_shape(limited_api, redis_url):
+    """Issue #18: each error of the API is {"detail": ...}, like the dashboard's (README "Error answers");
+    the 503 of a full Redis is checked in test_redis_out_of_memory_is_503."""
+    klass = new_class(redis_url, "c")
+    url = limited_api.url + "/v1/observations"
+    one = {"observations": [observation(None)]}
+    answers = [
+        (400, post(url, b"not json", klass.credential("a"))),
+        (401, post(url, one)),
+        (401, post(url, one, "0" * 16)),
+        (404, get(limited_api.url + "/v1/nothing-here")),
+        (405, get(url)),
+        (413, post(url, b" " * 30_000, klass.credential("b"))),
+        (422, post(url, {**one, "student_id": "someone"}, klass.credential("c"))),
+    ]
+    _wait_off_a_window_edge()
+    answers.append((429, [post(url, one, klass.credential("d")) for _ in range(3)][-1]))
+    for status, answer in answers:
+        assert answer.status == status and isinstance(answer.body, dict) and set(answer.body) == {"detail"}, answer
+
+
 def test_redis_out_of_memory_is_503(tmp_path):
     from tests.support.procs import free_port, start_redis
 
@@ -69,6 +95,7 @@ def test_redis_out_of_memory_is_503(tmp_path):
         client.close()
         answer = post(api.url + "/v1/observations", {"observations": [observation(None)]}, token)
         assert answer.status == 503 and answer.headers["retry-after"] == "9", answer
+        assert set(answer.body) == {"detail"}
     finally:
         api.stop()
         server.stop()

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import redis
 from classroom_contract import EMOTIONS, keys, store
+from classroom_inference import redis_keys
 
 from tests.support.inference import Api, crops_left, fer_faces, get, observation, post
 from tests.support.procs import free_port, wait_until
@@ -196,6 +197,15 @@ def test_api_process_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
+def test_the_enqueued_job_name_is_the_worker_job():
+    """The API enqueues by dotted name (no TensorFlow import); the name must resolve to the job."""
+    from classroom_inference import jobs
+    from classroom_inference.queues import PREDICT_JOB
+    from rq.utils import import_attribute
+
+    assert import_attribute(PREDICT_JOB) is jobs.predict_batch
+
+
 def test_concurrent_resends_are_counted_once(stack, klass, redis_server):
     from concurrent.futures import ThreadPoolExecutor
 
@@ -210,6 +220,6 @@ def test_concurrent_resends_are_counted_once(stack, klass, redis_server):
     assert sum(a.body["duplicates"] for a in answers) == 20
     client = redis.Redis.from_url(redis_server)
     wait_until(lambda: len(_results(client, class_id, "s7")) == 4, timeout=30, what="4 results")
-    seen_ttl = client.ttl(keys.seen(class_id, "s7", body["observations"][0]["observation_id"]))
+    seen_ttl = client.ttl(redis_keys.seen(class_id, "s7", body["observations"][0]["observation_id"]))
     assert 0 < seen_ttl <= 86400
     client.close()

@@ -19,7 +19,7 @@ import redis
 from classroom_contract import keys, store
 from classroom_contract.erasure import RQ_QUEUE, erase_student
 from classroom_dashboard import records
-from classroom_inference import jobs
+from classroom_inference import jobs, redis_keys
 from classroom_inference.predictor import TFServingPredictor
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
@@ -113,7 +113,7 @@ def test_erased_student_never_comes_back(redis_url, redis_client, crop_store, kl
             for k in redis_client.scan_iter(keys.credential("*"))
             if redis_client.hget(k, "student_id") == gone.encode()
         }
-        seen = keys.seen(class_id, gone, "").encode()
+        seen = redis_keys.seen(class_id, gone, "").encode()
         left = [
             k
             for k in _mentions(redis_client, crop_store, gone.encode())

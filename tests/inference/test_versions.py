@@ -38,8 +38,18 @@ def test_local_predictor_loads_the_highest_version(tmp_path):
     assert predictor.version_dir.name == "2" and predictor.ready()
 
 
-def test_default_model_dir_is_the_checkout(monkeypatch):
+def test_default_paths_are_the_working_directorys_not_guessed_from_the_source_layout(monkeypatch, tmp_path):
+    """Issue #18: ./models/emotion and ./services/capture-web/dist of where the service runs (a checkout's
+    root), never a folder found by walking up from the installed package."""
     monkeypatch.delenv("MODEL_DIR", raising=False)
+    monkeypatch.delenv("JOIN_PAGE_DIR", raising=False)
+    monkeypatch.chdir(REPO)
+    assert Settings().model_dir == REPO / "models" / "emotion"
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.model_dir == tmp_path / "models" / "emotion"
+    assert settings.join_page_dir == tmp_path / "services" / "capture-web" / "dist"
+    monkeypatch.setenv("MODEL_DIR", str(REPO / "models" / "emotion"))
     assert Settings().model_dir == REPO / "models" / "emotion"
     monkeypatch.setenv("MODEL_VERSION", "2")
     monkeypatch.setenv("JOB_RETRY_INTERVALS", "[1, 5]")

@@ -86,7 +86,7 @@ def test_another_teacher_gets_403_everywhere_and_changes_nothing(app, seeded, re
         answer = bob.get(path.replace("LESSON", seeded))
         assert answer.status_code == 403, (path, answer.status_code)
         if answer.is_json:  # the JSON and SSE API: exactly the generic error
-            assert answer.json == {"error": "Not your class", "status": 403}, path
+            assert answer.json == {"detail": "Not your class"}, path
         else:
             # The generic 403 page, with nothing of the class in it. The session's CSRF token (random,
             # so it contains "7b" about once in 100 sessions) is taken out before looking.

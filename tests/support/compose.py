@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 
-#: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error} and bare $VAR.
-VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}|\$(?P<bare>\w+)")
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, ${VAR?error} and bare $VAR: an innermost
+# ${...} (its default holds no other variable); `interpolate` resolves nested ones innermost first,
+# as Compose does.
+VARIABLE = re.compile(r"\$\{(?P<name>\w+)(?:(?P<op>:?[-?])(?P<arg>[^{}$]*))?\}|\$(?P<bare>\w+)")
 
 
 class MissingVariable(KeyError):
@@ -34,5 +36,11 @@ def interpolate(value, env: dict[str, str]):
             return current
         return current or ""
 
-    parts = value.split("$$")
-    return "$".join(VARIABLE.sub(replace, part) for part in parts)
+    def resolve(part: str) -> str:
+        for _ in range(8):  # innermost first: ${NEW:-${OLD:-default}}
+            part, count = VARIABLE.subn(replace, part)
+            if not count:
+                break
+        return part
+
+    return "$".join(resolve(part) for part in value.split("$$"))

@@ -21,6 +21,22 @@ def test_sample_splits_by_usage_with_fer2013_shapes():
     assert list(class_counts(splits["PublicTest"])) == [10] * 7
 
 
+def test_the_parse_cache_goes_to_the_user_cache_not_the_source_tree(tmp_path, monkeypatch):
+    """Issue #18: library code never writes into the repository; XDG_CACHE_HOME (or CLASSROOM_CACHE_DIR) decides."""
+    monkeypatch.delenv("CLASSROOM_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    csv_path = tmp_path / "fer.csv.gz"
+    csv_path.write_bytes(SAMPLE.read_bytes())
+    first = load_fer2013(csv_path)
+    cached = list((tmp_path / "xdg" / "classroom-training").glob("fer2013-*.npz"))
+    assert len(cached) == 1
+    again = load_fer2013(csv_path)  # read back from the cache
+    assert np.array_equal(first["PublicTest"].images, again["PublicTest"].images)
+    monkeypatch.setenv("CLASSROOM_CACHE_DIR", str(tmp_path / "own"))
+    load_fer2013(csv_path)
+    assert len(list((tmp_path / "own").glob("fer2013-*.npz"))) == 1
+
+
 def test_plain_csv_path_is_accepted(tmp_path):
     plain = tmp_path / "fer2013.csv"
     plain.write_bytes(gzip.decompress(SAMPLE.read_bytes()))

@@ -1,8 +1,8 @@
 """Prepare the data: read a FER2013 CSV, check every row, split by `Usage`, feed `tf.data`.
 
-The CSV is parsed once and cached as a compressed .npz next to nothing of the user's (under
-`.cache/` of the work tree) keyed by the file's size and mtime, because parsing 32k rows of
-2,304 integers costs ~20 s each time.
+The CSV is parsed once and cached as a compressed .npz in the user's cache directory (never in
+the source tree: `cache_dir`) keyed by the file's path, size and mtime, because parsing 32k rows
+of 2,304 integers costs ~20 s each time.
 """
 
 from __future__ import annotations
@@ -24,11 +24,19 @@ log = logging.getLogger(__name__)
 PIXELS_PER_IMAGE = CROP_SIZE * CROP_SIZE
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
 USAGES = ("Training", "PublicTest", "PrivateTest")
-DEFAULT_CSV = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "fer2013" / "fer2013.csv.gz"
+#: The shared FER2013 copy, relative to the working directory (a checkout's root: the shared data folder
+#: sits beside the checkout). `--csv` or CLASSROOM_FER2013_CSV point elsewhere.
+DEFAULT_CSV = Path("..", "shared", "data", "fer2013", "fer2013.csv.gz")
 DEFAULT_FERPLUS = DEFAULT_CSV.parent / "fer2013new.csv"
 # FER+ vote columns in FER2013 label order (contempt, unknown and NF have no FER2013 class).
 FERPLUS_COLUMNS = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "neutral")
-CACHE_DIR = Path(os.environ.get("CLASSROOM_CACHE_DIR", Path(__file__).resolve().parents[2] / ".cache"))
+
+
+def cache_dir() -> Path:
+    """$CLASSROOM_CACHE_DIR, else classroom-training in the user's cache ($XDG_CACHE_HOME or ~/.cache)."""
+    if os.environ.get("CLASSROOM_CACHE_DIR"):
+        return Path(os.environ["CLASSROOM_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "classroom-training"
 
 
 class DatasetError(ValueError):
@@ -115,7 +123,7 @@ def _check_row(path: Path, line_no: int, row: list[str], col: dict[str, int]) ->
 def _cache_path(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
-    return CACHE_DIR / f"fer2013-{key}.npz"
+    return cache_dir() / f"fer2013-{key}.npz"
 
 
 def load_fer2013(path: Path | str | None = None, use_cache: bool = True) -> dict[str, Split]:

@@ -76,9 +76,6 @@ def make_default_model(width: int = 48, weight_decay: float = 5e-4, dropout: flo
     return keras.Model(raw, outputs, name="default")
 
 
-ARCHITECTURES = {"seed": make_seed_model, "default": make_default_model}
-
-
 # ---------------------------------------------------------------- the efficient family ("fast")
 
 FAST_BLOCKS = ("plain", "separable")
@@ -146,6 +143,3 @@ def parse_fast_spec(spec: str) -> dict:
         return {"block": block, "width": int(width[1:]), "depth": int(depth[1:])}
     except ValueError:
         raise ValueError(f"a fast spec is <plain|separable>-w<width>-d<depth>, got {spec!r}") from None
-
-
-ARCHITECTURES["fast"] = make_fast_model

@@ -68,7 +68,3 @@ def training_dataset(
 def evaluation_dataset(split: Split, batch_size: int = 256) -> tf.data.Dataset:
     labels = tf.one_hot(split.labels, NUM_EMOTIONS)
     return tf.data.Dataset.from_tensor_slices((split.images, labels)).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
-def images_only(images: np.ndarray, batch_size: int = 256) -> tf.data.Dataset:
-    return tf.data.Dataset.from_tensor_slices(images).batch(batch_size)

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         default=float(_env("CLASSROOM_RATE", "0")) or None,
-        help="samples per second (default: your class's rate, else 2)",
+        help=f"samples per second (default: your class's rate, else {DEFAULT_SAMPLE_RATE_HZ:g})",
     )
     p.add_argument(
         "--detector",
@@ -176,7 +176,7 @@ def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args)
-    from classroom_capture.control import PauseControl
+    from classroom_capture.control import PauseControl, ask_consent, consent_text, start_key_listener
 
     pause = PauseControl(args.pause_file or default_pause_file())
     if args.pause or args.resume:
@@ -208,8 +208,6 @@ def _main(argv: list[str] | None) -> int:
         detector = make_detector(args.detector)
     except (RuntimeError, ValueError) as exc:
         return fail(EXIT_USAGE, str(exc))
-
-    from classroom_capture.control import ask_consent, consent_text, start_key_listener
 
     try:  # whom this code belongs to, so the student sees their own name before agreeing
         me = fetch_identity(args.server, args.token)

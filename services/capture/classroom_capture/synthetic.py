@@ -6,7 +6,7 @@ sensor noise. Some frames carry no face (the student stepped away). The placed b
 tests can check what a detector finds against where the face really is.
 
 The sample is a gzipped CSV `emotion,pixels,Usage` (pixels: 2,304 space-separated ints). Its path:
-argument > $CLASSROOM_FER_SAMPLE > the repository's data/fer2013_sample.csv.gz (from a checkout).
+argument > $CLASSROOM_FER_SAMPLE > data/fer2013_sample.csv.gz of the working directory (a checkout's root).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from classroom_contract import CROP_SIZE, EMOTIONS
+from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ
 
 from classroom_capture.camera import FrameSource
 from classroom_capture.cvsetup import cv2
@@ -30,13 +31,15 @@ FRAME_SIZE = (640, 480)  # width, height
 FACE_PX = (160, 220)
 
 
+#: Where the sample is when neither an argument nor $CLASSROOM_FER_SAMPLE says: relative to the working
+#: directory, i.e. a checkout's root (the Docker image sets CLASSROOM_FER_SAMPLE).
+DEFAULT_SAMPLE = Path("data", "fer2013_sample.csv.gz")
+
+
 def default_sample_path() -> Path:
-    """$CLASSROOM_FER_SAMPLE, else data/fer2013_sample.csv.gz of the checkout this file is in."""
+    """$CLASSROOM_FER_SAMPLE, else DEFAULT_SAMPLE under the working directory."""
     env = os.environ.get(SAMPLE_ENV)
-    if env:
-        return Path(env)
-    # services/capture/classroom_capture/synthetic.py -> repository root is three levels up.
-    return Path(__file__).resolve().parents[3] / "data" / "fer2013_sample.csv.gz"
+    return Path(env) if env else Path.cwd() / DEFAULT_SAMPLE
 
 
 @dataclass(frozen=True)
@@ -275,11 +278,16 @@ def _demo_parser():
     p.add_argument(
         "--students", type=int, default=int(os.environ.get("CLASSROOM_DEMO_STUDENTS", "0")), help="0 = all in the file"
     )
-    p.add_argument("--rate", type=float, default=float(os.environ.get("CLASSROOM_RATE", "1")), help="samples/s each")
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=float(os.environ.get("CLASSROOM_RATE") or DEFAULT_SAMPLE_RATE_HZ),
+        help=f"samples/s each (env CLASSROOM_RATE; default {DEFAULT_SAMPLE_RATE_HZ:g}, a new class's rate)",
+    )
     p.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 = until Ctrl-C/SIGTERM (default)")
     p.add_argument("--detector", choices=["auto", "yunet", "haar"], default="auto")
     p.add_argument("--fast", action="store_true", help="no face detection: crop where the face was placed")
-    p.add_argument("--sample", default=None, help=f"FER2013 CSV(.gz) (env {SAMPLE_ENV}; default: the checkout's data/)")
+    p.add_argument("--sample", default=None, help=f"FER2013 CSV(.gz) (env {SAMPLE_ENV}; default: ./{DEFAULT_SAMPLE})")
     p.add_argument("--outbox-dir", default=None, help="where the students' outboxes live (default: a temp dir)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--status-every", type=float, default=10.0, help="seconds between status lines (0: none)")

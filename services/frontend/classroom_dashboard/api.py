@@ -83,7 +83,7 @@ def events(class_id):
                 continue
             entries = reply[0][1]
             last_id = entries[-1][0]
-            latest = store.latest_results(client, class_id, since=time.time() - config["RETENTION_SECONDS"])
+            latest = store.latest_results(client, class_id, since=time.time() - config["RESULT_RETENTION_SECONDS"])
             for student_id in dict.fromkeys(_student_ids(entries)):
                 yield _tile_event(client, class_id, latest.get(student_id), student_id, last_id)
 

@@ -96,13 +96,13 @@ def student(class_id, student_id):
     """A student's attention timeline and (unless attention-only) emotion distribution."""
     info = require_class(class_id)
     config = current_app.config
-    latest = _latest_or_404(class_id, student_id, since=time.time() - config["RETENTION_SECONDS"])
+    latest = _latest_or_404(class_id, student_id, since=time.time() - config["RESULT_RETENTION_SECONDS"])
     minutes = request.args.get("minutes", 60, type=int)
     if minutes not in RANGES:
         minutes = 60
     client = get_redis()
     end = max(time.time(), latest.captured_at)
-    start = end - min(minutes * 60, config["RETENTION_SECONDS"])
+    start = end - min(minutes * 60, config["RESULT_RETENTION_SECONDS"])
     settings = _settings(config)
     # read one window further back, so the first observations' current emotion is the tile's then
     lookback = settings["window"] if settings["use_emotions"] else 0.0
@@ -137,7 +137,7 @@ def timeline_page(class_id):
         if minutes not in TIMELINE_RANGES:
             minutes = 60
         end = time.time()
-        start = end - min(minutes * 60, config["RETENTION_SECONDS"])
+        start = end - min(minutes * 60, config["RESULT_RETENTION_SECONDS"])
     settings = _settings(config)
     rows, observations = timeline.read_class_timeline(
         get_redis(), class_id, start, end, offline_after=config["OFFLINE_AFTER_SECONDS"], **settings
@@ -200,7 +200,7 @@ def export_csv(class_id):
     """
     require_class(class_id)
     config = current_app.config
-    since = time.time() - config["RETENTION_SECONDS"]
+    since = time.time() - config["RESULT_RETENTION_SECONDS"]
     settings = _settings(config)
     if request.args.get("lesson"):
         lesson = _lesson_or_404(class_id, request.args["lesson"])

@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from classroom_contract import settings as shared
 from classroom_contract import store, tokens
 
 from classroom_dashboard import accounts, config, credentials, security_log
@@ -138,7 +139,7 @@ def _check_student(student_id: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="classroom-dashboard", description=__doc__.split("\n")[0])
-    parser.add_argument("--redis-url", help="default: $REDIS_URL or redis://127.0.0.1:6379/0")
+    parser.add_argument("--redis-url", help=f"default: $REDIS_URL or {shared.DEFAULT_REDIS_URL}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the development server (use gunicorn in production)")

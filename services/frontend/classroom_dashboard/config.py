@@ -12,6 +12,8 @@ import os
 import secrets
 from collections.abc import Mapping
 
+from classroom_contract import settings as shared
+
 
 class ConfigError(RuntimeError):
     """A setting is missing or malformed; the message says which and how to fix it."""
@@ -87,7 +89,7 @@ def check_secret_key(secret: str) -> None:
 
 def redis_url(env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
-    return env.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    return env.get("REDIS_URL") or shared.DEFAULT_REDIS_URL
 
 
 def from_env(env: Mapping[str, str] | None = None) -> dict:
@@ -112,12 +114,17 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
         "SECRET_KEY": secret,
         "REDIS_URL": redis_url(env),
         # The crop store (memory-only Redis of the queued crops): erasing a student deletes theirs there.
-        "CROP_STORE_URL": env.get("CROP_STORE_URL") or "redis://127.0.0.1:6380/0",
+        "CROP_STORE_URL": env.get("CROP_STORE_URL") or shared.DEFAULT_CROP_STORE_URL,
         # Base of the students' join links (<PUBLIC_URL>/join#<code>): the address laptops reach the API
         # at. Empty: the origin the dashboard page was served from (right behind the compose proxy).
         "PUBLIC_URL": (env.get("PUBLIC_URL") or "").strip().rstrip("/"),
         # How far back history pages, charts and CSV export read (the workers trim the same way).
-        "RETENTION_SECONDS": _number(env, "RETENTION_SECONDS", 7 * 24 * 3600, minimum=60),
+        "RESULT_RETENTION_SECONDS": _number(
+            {shared.RETENTION_ENV: shared.retention_setting(env) or ""},
+            shared.RETENTION_ENV,
+            shared.DEFAULT_RETENTION_SECONDS,
+            minimum=60,
+        ),
         # EU AI Act Art. 5(1)(f): no emotion inference in education; this hides every emotion.
         "ATTENTION_ONLY": _bool(env, "ATTENTION_ONLY", False),
         "ATTENTION_WINDOW_SECONDS": _number(env, "ATTENTION_WINDOW_SECONDS", 60, minimum=1),

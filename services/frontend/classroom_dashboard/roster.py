@@ -67,7 +67,7 @@ def sort_key(view: dict) -> tuple:
 
 def class_roster(client, class_id: str, config: Mapping, now: float | None = None) -> list[dict]:
     """Every student of a class with a result, in display order."""
-    horizon = time.time() - config["RETENTION_SECONDS"]
+    horizon = time.time() - config["RESULT_RETENTION_SECONDS"]
     latest = store.latest_results(client, class_id, since=horizon)
     return sorted((student_view(client, result, config, now) for result in latest.values()), key=sort_key)
 

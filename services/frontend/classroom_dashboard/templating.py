@@ -55,10 +55,15 @@ def sparkline(values) -> str:
     return charts.sparkline_svg(values or [], current_app.config["ATTENTION_THRESHOLD"])
 
 
+def json_error(detail: str) -> dict:
+    """The one error body of both HTTP services (FastAPI's shape, see README "Error answers")."""
+    return {"detail": detail}
+
+
 def _error(code: int, title: str):
     def handler(error):
-        if request.blueprint == "api":  # scripts get JSON, not a page
-            return {"error": title, "status": code}, code
+        if _wants_json():  # scripts get JSON, not a page
+            return json_error(title), code
         return render_template(
             "error.html", code=code, title=title, description=getattr(error, "description", "")
         ), code
@@ -72,7 +77,8 @@ RETRY_AFTER_SECONDS = 10
 
 
 def _wants_json() -> bool:
-    return request.blueprint == "api" or "text/event-stream" in request.headers.get("Accept", "")
+    """An /api/ address (matched or not: an unknown path or method has no blueprint) or a live stream."""
+    return request.path.startswith("/api/") or "text/event-stream" in request.headers.get("Accept", "")
 
 
 def _redis_down(error):
@@ -81,7 +87,7 @@ def _redis_down(error):
     title, description = "Service unavailable", "The class data store does not answer. Try again in a minute."
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if _wants_json():
-        return {"error": title, "status": 503}, 503, headers
+        return json_error(title), 503, headers
     page = render_template("error.html", code=503, title=title, description=description)
     return page, 503, headers
 

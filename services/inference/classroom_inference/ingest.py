@@ -27,6 +27,7 @@ import redis
 from classroom_contract import ObservationBatch, ObservationResult, decode_crop, keys, store
 from rq import Queue
 
+from classroom_inference import redis_keys
 from classroom_inference.queues import enqueue_predict
 from classroom_inference.settings import Settings
 
@@ -40,9 +41,7 @@ MAX_ATTEMPTS = 10
 class Outcome:
     accepted: int
     duplicates: int
-    faces: int
-    direct: int  # stored without the model: absences, or everything in attention-only mode
-    batch_id: str | None
+    batch_id: str | None  # the queued job's id; None when nothing needed the model
 
 
 #: A batch's pending marker and its student's batch set outlive its job (failed jobs: 7 days).
@@ -115,13 +114,13 @@ def ingest(
     crop_store: redis.Redis,
 ) -> Outcome:
     """Store what is new in `batch` (of `student_id`, taken from the credential) and queue its faces;
-    report new vs already-seen counts. Ids are deduplicated per student (keys.seen).
+    report new vs already-seen counts. Ids are deduplicated per student (redis_keys.seen).
 
     `client` is the main Redis, `crop_store` the crop store (CROP_STORE_URL): crops go only there.
     """
     unique = list({str(o.observation_id): o for o in reversed(batch.observations)}.values())[::-1]
     in_request_duplicates = len(batch.observations) - len(unique)
-    seen_keys = [keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
+    seen_keys = [redis_keys.seen(class_id, student_id, str(o.observation_id)) for o in unique]
     tombstone = keys.erasure_generation(class_id, student_id)
     batch_id = uuid.uuid4().hex
     parked = False
@@ -140,7 +139,9 @@ def ingest(
                 pipe.multi()
                 for o in new:
                     pipe.set(
-                        keys.seen(class_id, student_id, str(o.observation_id)), batch_id, ex=settings.dedup_ttl_seconds
+                        redis_keys.seen(class_id, student_id, str(o.observation_id)),
+                        batch_id,
+                        ex=settings.dedup_ttl_seconds,
                     )
                 if faces:
                     _queue_job(pipe, queue, _job_meta(batch_id, class_id, student_id, faces, generation), settings)
@@ -162,7 +163,7 @@ def ingest(
         _unpark(crop_store, batch_id, parked)
     duplicates = in_request_duplicates + len(unique) - len(new)
     log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, student_id, len(new), duplicates)
-    return Outcome(len(new), duplicates, len(faces), len(direct), batch_id if faces else None)
+    return Outcome(len(new), duplicates, batch_id if faces else None)
 
 
 def _queue_job(pipe, queue: Queue, meta: dict, settings: Settings) -> None:

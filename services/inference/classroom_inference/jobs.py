@@ -1,4 +1,4 @@
-"""The RQ job `classroom_contract.keys.PREDICT_JOB`: predict one queued batch and store its results.
+"""The RQ job `classroom_inference.queues.PREDICT_JOB`: predict one queued batch and store its results.
 
 The crops are read from the crop store (CROP_STORE_URL, memory only); the results go to the main
 Redis. The job is idempotent: a batch is stored only while its pending marker
@@ -23,7 +23,7 @@ from classroom_contract import CROP_SIZE, EMOTIONS, ObservationResult, keys, sto
 from rq import Queue, get_current_job
 from rq.job import Job
 
-from classroom_inference import metrics
+from classroom_inference import metrics, redis_keys
 from classroom_inference.connection import crop_store_client, worker_client
 from classroom_inference.predictor import Predictor, build_predictor
 from classroom_inference.settings import Settings
@@ -182,7 +182,7 @@ def _load_crops(crop_store: redis.Redis, batches: list[dict]) -> dict[str, list[
 
 def _log_nothing_to_do(client: redis.Redis, meta: dict) -> None:
     """A job whose batch is no longer pending: stored by another job, or its student was erased."""
-    if client.exists(keys.batch_done(meta["batch_id"])):
+    if client.exists(redis_keys.batch_done(meta["batch_id"])):
         log.debug("batch %s: already predicted with another batch", meta["batch_id"])
         return
     log.info("batch %s: nothing to do (stored earlier, or its student was erased)", meta["batch_id"])
@@ -235,7 +235,7 @@ def _commit(client, meta: dict, observations, now: float, settings: Settings, ow
             pipe.multi()
             if not erased:
                 store.add_results(pipe, results, settings.result_retention_seconds)
-                pipe.set(keys.batch_done(batch_id), 1, ex=DONE_MARKER_TTL_S)
+                pipe.set(redis_keys.batch_done(batch_id), 1, ex=DONE_MARKER_TTL_S)
             pipe.delete(pending)
             pipe.srem(keys.student_batches(meta["class_id"], meta["student_id"]), batch_id)
             if not own_job:

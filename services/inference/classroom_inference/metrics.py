@@ -10,7 +10,6 @@ from prometheus_client.registry import Collector
 OBSERVATIONS = Counter(
     "classroom_observations_total", "Observations received by the API", ["outcome"]
 )  # outcome: accepted | duplicate
-REQUESTS = Counter("classroom_ingest_requests_total", "Ingest requests by HTTP status", ["status"])
 INGEST_SECONDS = Histogram("classroom_ingest_seconds", "Time to validate, dedup and queue one request")
 CROPS_PREDICTED = Counter("classroom_crops_predicted_total", "Crops the worker ran through the model")
 CROPS_MISSING = Counter("classroom_crops_missing_total", "Queued crops that were gone when the job ran")

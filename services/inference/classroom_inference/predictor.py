@@ -139,7 +139,7 @@ class TFServingPredictor(Predictor):
         max_message_bytes: int = 64 * 1024 * 1024,
     ):
         import grpc
-        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+        from tensorflow.core.framework import tensor_shape_pb2, types_pb2
         from tensorflow_serving.apis import (
             get_model_status_pb2,
             model_service_pb2_grpc,
@@ -148,7 +148,7 @@ class TFServingPredictor(Predictor):
         )
 
         self._grpc, self._predict_pb2, self._status_pb2 = grpc, predict_pb2, get_model_status_pb2
-        self._tensor_pb2, self._shape_pb2, self._types_pb2 = tensor_pb2, tensor_shape_pb2, types_pb2
+        self._shape_pb2, self._types_pb2 = tensor_shape_pb2, types_pb2
         self.address, self.model_name, self.version = address, model_name, version
         self.timeout_s, self.attempts, self.backoff_s = timeout_s, attempts, backoff_s
         self._stubs = prediction_service_pb2_grpc.PredictionServiceStub, model_service_pb2_grpc.ModelServiceStub

@@ -18,6 +18,9 @@ from rq import Queue, Retry
 
 from classroom_inference.settings import Settings
 
+#: Dotted path of the RQ job function (`classroom_inference.jobs.predict_batch`): the API enqueues by
+#: name, so it never imports the job's module and its TensorFlow.
+PREDICT_JOB = "classroom_inference.jobs.predict_batch"
 #: Failed jobs (metadata only) are kept a week for inspection and requeueing.
 FAILURE_TTL_S = 7 * 24 * 3600
 
@@ -34,7 +37,7 @@ def retry_policy(settings: Settings) -> Retry | None:
 def enqueue_predict(queue: Queue, pipeline, batch_id: str, meta: dict[str, Any], settings: Settings) -> None:
     """Add the predict job for one batch to `pipeline` (a MULTI the caller executes)."""
     queue.enqueue_call(
-        keys.PREDICT_JOB,
+        PREDICT_JOB,
         kwargs={"meta": meta},
         job_id=batch_id,
         timeout=settings.job_timeout_s,

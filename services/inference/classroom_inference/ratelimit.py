@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 
 import redis
-from classroom_contract import keys
+
+from classroom_inference import redis_keys
 
 WINDOW_S = 60
 
@@ -29,7 +30,7 @@ def check(client: redis.Redis, credential_sha256: str, limit_per_minute: int, no
         return Verdict(True, 0)
     now = time.time() if now is None else now
     window = int(now // WINDOW_S)
-    key = keys.rate_limit(credential_sha256, window)
+    key = redis_keys.rate_limit(credential_sha256, window)
     pipe = client.pipeline(transaction=True)
     pipe.incr(key)
     pipe.expire(key, WINDOW_S * 2)

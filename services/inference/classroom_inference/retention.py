@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 
 import redis
-from classroom_contract import keys, store
+from classroom_contract import store
 
+from classroom_inference import redis_keys
 from classroom_inference.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 def maybe_sweep(client: redis.Redis, settings: Settings) -> int | None:
     """Sweep every class to the retention window unless another worker did recently; entries removed."""
     try:
-        if not client.set(keys.retention_sweep_lock(), 1, nx=True, ex=settings.retention_sweep_interval_s):
+        if not client.set(redis_keys.retention_sweep_lock(), 1, nx=True, ex=settings.retention_sweep_interval_s):
             return None
         removed = store.sweep_retention(client, settings.result_retention_seconds)
     except redis.RedisError as exc:

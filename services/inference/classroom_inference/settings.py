@@ -5,30 +5,28 @@ Every knob lives here so a deployment (compose, k8s) configures the service thro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from classroom_contract import SIGNATURE
-from pydantic import Field
+from classroom_contract import settings as shared
+from classroom_contract.messages import MAX_OBSERVATIONS_PER_REQUEST
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAY = 24 * 3600
 
 
 def default_model_dir() -> Path:
-    """<repo>/models/<model name> when running from a checkout, else ./models/<model name>.
-
-    The package sits at <repo>/services/inference/classroom_inference, so a checkout is recognised
-    by the models folder three levels up; an installed wheel falls back to the working directory.
-    """
-    checkout = Path(__file__).resolve().parents[3] / "models" / SIGNATURE.model_name
-    return checkout if checkout.is_dir() else Path.cwd() / "models" / SIGNATURE.model_name
+    """./models/<model name>: a checkout's models when run from its root (the image sets MODEL_DIR)."""
+    return Path.cwd() / "models" / SIGNATURE.model_name
 
 
 def default_join_page_dir() -> Path:
-    """<repo>/services/capture-web/dist (built by `npm ci && npm run build` there) in a checkout;
-    the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
-    return Path(__file__).resolve().parents[2] / "capture-web" / "dist"
+    """./services/capture-web/dist (built by `npm ci && npm run build` there) when run from a checkout's
+    root; the Docker image sets JOIN_PAGE_DIR to where it copied the built page."""
+    return Path.cwd() / "services" / "capture-web" / "dist"
 
 
 class Settings(BaseSettings):
@@ -36,10 +34,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", protected_namespaces=())
 
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = shared.DEFAULT_REDIS_URL
     redis_timeout_s: float = Field(2.0, gt=0, description="Socket timeout of the API's Redis calls.")
     crop_store_url: str = Field(
-        "redis://127.0.0.1:6380/0",
+        shared.DEFAULT_CROP_STORE_URL,
         description="The crop store: a second Redis with persistence off, the only place crops are kept.",
     )
     crop_store_allow_persistence: bool = Field(
@@ -60,14 +58,18 @@ class Settings(BaseSettings):
     tfserving_backoff_s: float = Field(0.2, ge=0, description="First retry delay; doubles each try (with jitter).")
     tfserving_max_message_bytes: int = Field(64 * 1024 * 1024, gt=0)
 
-    result_retention_seconds: float = Field(7 * DAY, gt=0)
+    result_retention_seconds: float = Field(
+        shared.DEFAULT_RETENTION_SECONDS, gt=0, description="How long results are kept; the dashboard reads the same."
+    )
     dedup_ttl_seconds: int = Field(DAY, gt=0, description="How long an observation id is remembered.")
     crops_ttl_seconds: int = Field(DAY, gt=0, description="Safety expiry of queued crops never predicted.")
     retention_sweep_interval_s: int = Field(
         300, ge=1, description="How often one worker trims every class's results to the retention window."
     )
     max_body_bytes: int = Field(512 * 1024, gt=0)
-    max_crops_per_request: int = Field(64, ge=1)
+    max_crops_per_request: int = Field(
+        MAX_OBSERVATIONS_PER_REQUEST, ge=1, description="Most face crops in one request (default: the batch limit)."
+    )
     # Each student has their own credential and an agent posts about once a second (at most one
     # request per sample): 600 a minute is 10 a second, far above a working agent, and stops a
     # runaway or abusive one without touching the rest of the class.
@@ -105,3 +107,14 @@ class Settings(BaseSettings):
         description="Built browser capture page served at /join (services/capture-web/dist); absent = /join is 404.",
     )
     log_level: str = "INFO"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _retention_fallback(cls, data: Any) -> Any:
+        """RESULT_RETENTION_SECONDS unset or empty: the deprecated RETENTION_SECONDS, else the shared default."""
+        if isinstance(data, dict) and not str(data.get("result_retention_seconds") or "").strip():
+            data = {key: value for key, value in data.items() if key != "result_retention_seconds"}
+            raw = shared.retention_setting(os.environ)
+            if raw is not None:
+                data["result_retention_seconds"] = raw
+        return data
