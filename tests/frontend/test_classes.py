@@ -127,7 +127,7 @@ def test_student_page_has_timeline_and_emotion_chart(alice, redis_client):
 
 def test_student_page_is_404_once_the_latest_result_is_past_retention(redis_url, classes, redis_client):
     """The one lookup of the student's latest result applies the retention horizon, as the roster does."""
-    app = create_app({"TESTING": True, "SECRET_KEY": "t", "REDIS_URL": redis_url, "RETENTION_SECONDS": 60})
+    app = create_app({"TESTING": True, "SECRET_KEY": "t", "REDIS_URL": redis_url, "RESULT_RETENTION_SECONDS": 60})
     client = app.test_client()
     login(client, "alice", PASSWORD)
     write(redis_client, result(student_id="old", at=time.time() - 120), result(student_id="new"))
