@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -171,41 +172,72 @@ def test_pause_file_pauses_and_resume_continues(api, frame_folder, tmp_path):
     folder, manifest = frame_folder
     paused = run("--pause", "--pause-file", str(tmp_path / "PAUSED"))
     assert paused.returncode == 0 and (tmp_path / "PAUSED").exists()
-    proc = Proc([CAPTURE, *agent_args(api.url, folder, tmp_path, "--rate", "30")], tmp_path / "agent.log")
+    proc = Proc([CAPTURE, *agent_args(api.url, folder, tmp_path, "--rate", "30", "-v")], tmp_path / "agent.log")
     try:
-        time.sleep(1.2)
+        # the capture loop's first step found the pause: from here on nothing may be captured until resumed
+        wait_until(lambda: "paused:" in proc.output(), timeout=20, what="the agent to start paused")
         assert proc.alive() and api.accepted == []  # paused: nothing captured, nothing sent
         assert set(api.statuses) <= {200}  # at most GET /v1/me at start
         assert not (tmp_path / "outbox.sqlite3").exists() or _pending(tmp_path) == 0
+        resuming = time.time()
         assert run("--resume", "--pause-file", str(tmp_path / "PAUSED")).returncode == 0
         proc.popen.wait(timeout=20)
     finally:
         proc.stop()
     assert proc.popen.returncode == 0, proc.log_path.read_text()
     assert len(api.accepted) == len(manifest)
+    # every frame was captured after the resume (30/s would have taken several while paused, had it not held)
+    assert min(o["captured_at"] for o in api.accepted) >= resuming
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGUSR1"), reason="POSIX only")
 def test_sigusr1_toggles_pause_and_token_from_env(api, frame_folder, tmp_path):
     folder, _ = frame_folder
-    args = agent_args(api.url, folder, tmp_path, "--rate", "5")
+    args = agent_args(api.url, folder, tmp_path, "--rate", "5", "-v")  # -v: the agent logs "paused"
     i = args.index("--token")
     del args[i : i + 2]  # the token comes from CLASSROOM_TOKEN instead
     proc = Proc([CAPTURE, *args], tmp_path / "agent.log", env={"CLASSROOM_TOKEN": TOKEN})
     try:
         wait_until(lambda: _pending(tmp_path) + len(api.accepted) >= 1, timeout=15, what="first capture")
+        # the server is busy from now on, so what is captured waits and the sender retries it once a
+        # second: each refused retry marks time passing in the agent (a positive signal, not a pause)
+        api.script = lambda _: (503, {"Retry-After": "1"})
+        wait_until(lambda: 503 in api.statuses, timeout=10, what="a delivery refused: observations wait")
         proc.signal(signal.SIGUSR1)
         wait_until(lambda: (tmp_path / "PAUSED").exists(), timeout=5, what="pause file")
-        time.sleep(0.4)
-        frozen = _pending(tmp_path) + len(api.accepted)
-        time.sleep(0.8)
-        assert _pending(tmp_path) + len(api.accepted) == frozen
+        # the capture loop noticed the pause (after the frame in hand): nothing is captured from here
+        wait_until(lambda: "paused:" in proc.output(), timeout=5, what="the agent to pause")
+        paused, refused = time.time(), api.statuses.count(503)
+        frozen = _captured(tmp_path, api)
+        wait_until(lambda: api.statuses.count(503) >= refused + 2, timeout=15, what="two delivery rounds while paused")
+        assert _captured(tmp_path, api).keys() == frozen.keys(), "captured while paused"
+        api.script = None
+        resuming = time.time()
         proc.signal(signal.SIGUSR1)
         wait_until(lambda: not (tmp_path / "PAUSED").exists(), timeout=5, what="resume")
-        wait_until(lambda: _pending(tmp_path) + len(api.accepted) > frozen, timeout=10, what="capture again")
+        wait_until(lambda: len(_captured(tmp_path, api)) > len(frozen), timeout=10, what="capture again")
         wait_until(lambda: len(api.accepted) > 0, timeout=10, what="a delivery with the token from the env")
+        times = _captured(tmp_path, api).values()
+        assert not [t for t in times if paused <= t < resuming], "captured while paused"
     finally:
         proc.stop()
+
+
+def _captured(tmp_path, api) -> dict[str, float]:
+    """Every observation captured so far, delivered or waiting in the outbox: {id: captured_at}."""
+    import sqlite3
+
+    rows = []
+    path = tmp_path / "outbox.sqlite3"
+    if path.exists():
+        with sqlite3.connect(path) as db:
+            try:
+                rows = db.execute("SELECT observation_id, body FROM outbox").fetchall()
+            except sqlite3.OperationalError:
+                pass
+    # read after the outbox: the fake API records a delivery before the agent deletes it from the outbox
+    captured = {o["id"]: o["captured_at"] for o in list(api.accepted)}
+    return {**{oid: json.loads(body)["captured_at"] for oid, body in rows}, **captured}
 
 
 def _pending(tmp_path) -> int:

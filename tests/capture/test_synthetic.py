@@ -110,7 +110,7 @@ def test_the_demo_and_the_agent_share_one_default_rate(monkeypatch):
     """Issue #18: CLASSROOM_RATE defaulted to 1 in the demo and to the class's rate (else 2) in the agent;
     both now fall back to the contract's DEFAULT_SAMPLE_RATE_HZ, a new class's rate."""
     from classroom_capture.cli import build_parser
-    from classroom_capture.synthetic import _demo_parser
+    from classroom_capture.demo import _demo_parser
     from classroom_contract.messages import DEFAULT_SAMPLE_RATE_HZ
 
     monkeypatch.delenv("CLASSROOM_RATE", raising=False)

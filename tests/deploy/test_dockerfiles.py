@@ -241,6 +241,7 @@ def test_dockerignore_keeps_secrets_and_clutter_out_but_not_what_images_need(doc
         "contract/classroom_contract/keys.py",
         "services/inference/pyproject.toml",
         "services/capture/classroom_capture/synthetic.py",
+        "services/capture/classroom_capture/demo.py",
         "data/fer2013_sample.csv.gz",
         "models/emotion/1/saved_model.pb",
         "deploy/docker/healthcheck.py",

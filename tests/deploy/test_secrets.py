@@ -303,9 +303,9 @@ def test_redis_start_script_takes_the_password_from_the_file(shell, tmp_path):
         .replace("redis-server -", f"{redis_server} -", 1)
     )
     assert service["entrypoint"] == ["/bin/sh", "-ec"]
+    client = redis_py.Redis(port=port, password="0123abcd" * 8, socket_connect_timeout=1)
     proc = subprocess.Popen([*shell, "-ec", script], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        client = redis_py.Redis(port=port, password="0123abcd" * 8, socket_connect_timeout=1)
         for _ in range(50):
             try:
                 assert client.ping()
@@ -314,8 +314,8 @@ def test_redis_start_script_takes_the_password_from_the_file(shell, tmp_path):
                 time.sleep(0.1)
         else:
             pytest.fail(proc.stdout.read1().decode() if proc.poll() is not None else "redis did not start")
-        with pytest.raises(redis_py.AuthenticationError):
-            redis_py.Redis(port=port).ping()
+        with pytest.raises(redis_py.AuthenticationError), redis_py.Redis(port=port) as anonymous:
+            anonymous.ping()
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
         assert client.config_get("appendonly") == {"appendonly": "yes"}
         assert client.config_get("maxmemory") == {"maxmemory": str(768 * 1024 * 1024)}
@@ -332,6 +332,8 @@ def test_redis_start_script_takes_the_password_from_the_file(shell, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()
+        client.close()
 
 
 @pytest.mark.parametrize("shell", SHELLS, ids=SHELL_IDS)

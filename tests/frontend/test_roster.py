@@ -112,7 +112,8 @@ def test_print_sheet_has_one_card_per_student_and_print_css(alice):
     assert page.status_code == 200 and html.count('class="join-card"') == 3 and html.count("<svg") == 3
     for code, _link in _roster(alice)[1].values():
         assert code in html
-    css = alice.get("/static/dashboard.css").get_data(as_text=True)
+    with alice.get("/static/dashboard.css") as response:  # closed: it holds the file open
+        css = response.get_data(as_text=True)
     assert "@media print" in css and "break-inside: avoid" in css
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ import pytest
 import redis
 from classroom_contract import CROP_SIZE, store, tokens
 
-from tests.support.inference import Api, Worker, get, observation, post, service_env
+from tests.support.inference import Api, Worker, get, observation, post, service_env, worker_done
 from tests.support.procs import BIN, Proc, free_port, start_redis, wait_until
 
 pytestmark = pytest.mark.slow
@@ -67,11 +66,16 @@ def _wait_persisted(client: redis.Redis) -> None:
     wait_until(idle, timeout=30, what="Redis to finish writing its files")
 
 
-def _persist(client: redis.Redis, command) -> None:
-    """Run BGSAVE / BGREWRITEAOF to completion (after any background save already running)."""
+def _persist(client: redis.Redis, command, counter: str) -> None:
+    """Run BGSAVE / BGREWRITEAOF to completion (after any background save already running).
+
+    `counter` (INFO persistence: rdb_saves, aof_rewrites) rises when Redis starts the child, even one
+    it scheduled to run after a save in progress; then no child running means this one is done.
+    """
     _wait_persisted(client)
+    before = client.info("persistence")[counter]
     command()
-    time.sleep(0.2)  # the child process starts asynchronously
+    wait_until(lambda: client.info("persistence")[counter] > before, timeout=30, what=f"Redis to start ({counter})")
     _wait_persisted(client)
 
 
@@ -130,7 +134,7 @@ def test_no_crop_pixels_reach_any_file_on_disk(deployment):
         batch = {"observations": [observation(crop) for _ in range(3)]}
         assert post(url, batch, credential(f"s{i}")).body == {"accepted": 3, "duplicates": 0}
     # queued, not predicted yet: an RDB snapshot now would catch crops kept in the main Redis
-    _persist(client, client.bgsave)
+    _persist(client, client.bgsave, "rdb_saves")
     leaks = _leaks(deployment["dirs"], "queued, after BGSAVE")
 
     deployment["start_worker"]()
@@ -144,9 +148,10 @@ def test_no_crop_pixels_reach_any_file_on_disk(deployment):
     )
     # predicted and deleted: the AOF's history (rewritten only past 64 MB) would still hold them
     leaks += _leaks(deployment["dirs"], "predicted")
-    _persist(client, client.bgrewriteaof)
-    _persist(client, client.bgsave)
-    time.sleep(0.5)  # let the processes flush their last log lines
+    _persist(client, client.bgrewriteaof, "aof_rewrites")
+    _persist(client, client.bgsave, "rdb_saves")
+    worker = deployment["procs"][-1]
+    wait_until(lambda: worker_done(worker, client), timeout=30, what="the worker's log of its last job")
     leaks += _leaks(deployment["dirs"], "after BGREWRITEAOF + BGSAVE")
 
     files = _files(*deployment["dirs"])

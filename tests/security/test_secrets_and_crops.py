@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-import time
 import urllib.parse
 import zlib
 
@@ -23,7 +22,16 @@ import requests
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
 
-from tests.support.inference import Api, Worker, crops_left, fer_faces, observation, post, service_env
+from tests.support.inference import (
+    Api,
+    Worker,
+    crops_left,
+    fer_faces,
+    observation,
+    post,
+    service_env,
+    worker_done,
+)
 from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
 
 pytestmark = pytest.mark.slow
@@ -140,7 +148,12 @@ def test_secrets_are_never_logged_nor_stored_in_clear_and_crops_are_gone(system,
     new_token = re.search(r'<code class="credential">([^<]+)</code>', rotated.text).group(1)
     assert post(url, {"observations": [observation(None)]}, new_token).status == 200
     assert post(url, {"observations": [observation(None)]}, token).status == 401
-    time.sleep(0.5)  # let the processes flush their last log lines
+    # each process's log of the last thing it did above, waited for instead of a pause: the API's
+    # second 401, the dashboard's access line of the rotation, the worker's job done
+    api_log, worker_log, dashboard_log = system["procs"]
+    wait_until(lambda: api_log.output().count('/v1/observations HTTP/1.1" 401') >= 2, timeout=10, what="API log")
+    wait_until(lambda: f"/classes/{CLASS}/roster/s1/rotate" in dashboard_log.output(), timeout=10, what="access log")
+    wait_until(lambda: worker_done(worker_log, client), timeout=10, what="the worker's log of its last job")
 
     secrets_by_name = {
         "student credential": token,

@@ -161,6 +161,14 @@ class Worker:
         self.proc.stop()
 
 
+def worker_done(worker: Proc, client) -> bool:
+    """True once every RQ queue is empty and the worker's DEBUG log shows it listening again after its
+    last job: all it logs about its jobs is written (a positive sign to wait for, instead of a pause)."""
+    text = worker.output()
+    queues_empty = all(client.llen(queue) == 0 for queue in client.smembers("rq:queues"))
+    return queues_empty and -1 < text.rfind("Job OK") < text.rfind("Listening on")
+
+
 @pytest.fixture(scope="module")
 def stack(redis_server, tmp_path_factory):
     """One API and one worker shared by a test module (tests use fresh class and student ids)."""

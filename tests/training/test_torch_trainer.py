@@ -176,7 +176,8 @@ def test_a_short_run_writes_weights_that_the_keras_cli_imports(packed, tmp_path)
             ]
         )  # fmt: skip
     )
-    rows = list(csv.DictReader((out / "history.csv").open()))
+    with open(out / "history.csv") as history:
+        rows = list(csv.DictReader(history))
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert 0.0 <= best <= 1.0 and best == pytest.approx(max(float(row["val_accuracy"]) for row in rows))
     with np.load(out / "best.npz") as npz:
@@ -384,7 +385,8 @@ def test_students_distill_from_stored_teacher_outputs_and_resume_from_a_checkpoi
     assert state["epoch"] == 1 and state["elapsed"] > 0
     resumed = [a if a != "1" or i != args.index("--max-epochs") + 1 else "2" for i, a in enumerate(args)]
     torch_trainer.train_many(torch_trainer.parse_args([*resumed, "--resume"]))
-    rows = list(csv.DictReader((out / "history.csv").open()))
+    with open(out / "history.csv") as history:
+        rows = list(csv.DictReader(history))
     assert [row["epoch"] for row in rows] == ["1", "2"]
     assert float(rows[1]["seconds"]) >= float(rows[0]["seconds"])  # the schedule's clock carried on
     assert torch.load(out / "checkpoint.pt")["epoch"] == 2

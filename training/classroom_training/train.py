@@ -127,6 +127,7 @@ def train(
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
         ProgressLog(config.epochs, steps),
     ]
-    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0)
+    # shuffle=False: the dataset shuffles itself (pipeline.training_dataset); Keras would only warn
+    model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, shuffle=False, verbose=0)
     (run_dir / "FINISHED").write_text("done\n")
     return keras.models.load_model(run_dir / "best.keras")
