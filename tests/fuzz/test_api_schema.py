@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import json
-import time
 import uuid
 
 import pytest
@@ -29,7 +28,6 @@ from tests.support.inference import Api, fer_faces, new_class, observation
 pytestmark = pytest.mark.slow
 
 EXAMPLES = {GenerationMode.POSITIVE: 150, GenerationMode.NEGATIVE: 150}
-TIME_BUDGET_S = 40
 REQUEST_TIMEOUT_S = 10  # a hang is a failure, not a stuck test run
 STATS: collections.Counter = collections.Counter()
 
@@ -64,14 +62,13 @@ def _is_documented_rejection(response) -> None:
         assert response.json().get("detail"), response.text[:300]
 
 
-def _fuzz(op, mode, examples: int, url: str, token: str, started: float) -> None:
+def _fuzz(op, mode, examples: int, url: str, token: str) -> None:
     """Send `examples` generated requests for one operation and check every answer."""
     label = f"{op.method.upper()} {op.path} {mode.value}"
 
     @_settings(examples)
     @given(case=op.as_strategy(generation_mode=mode))
     def run(case):
-        assert time.monotonic() - started < TIME_BUDGET_S, "fuzzing ran over its time budget"
         response = case.call(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_TIMEOUT_S)
         STATS[f"{label} {response.status_code}"] += 1
         # positive_data_acceptance is left out on purpose: the schema cannot say that a crop must
@@ -91,13 +88,12 @@ def test_every_operation_answers_as_documented(live):
     schema = schemathesis.openapi.from_url(url + "/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert any(op.path == "/v1/observations" for op in operations)
-    started = time.monotonic()
     for op in operations:
         has_input = bool(op.body) or any(True for _ in op.iter_parameters())
         for mode, examples in EXAMPLES.items():
             if mode is GenerationMode.NEGATIVE and not has_input:
                 continue  # nothing to make invalid (GET /healthz): negative generation is unsatisfiable
-            _fuzz(op, mode, examples if has_input else 5, url, token, started)
+            _fuzz(op, mode, examples if has_input else 5, url, token)
     print("schemathesis requests by outcome:", json.dumps(dict(sorted(STATS.items())), indent=1))
     assert sum(v for k, v in STATS.items() if k.startswith("POST")) >= 100
 
