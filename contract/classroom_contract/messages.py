@@ -55,15 +55,25 @@ class Observation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     observation_id: uuid.UUID = Field(description="Unique per observation; a resend with the same id is ignored.")
-    captured_at: float = Field(ge=0, allow_inf_nan=False, description="Capture time on the laptop, Unix seconds.")
-    face_count: int = Field(ge=0, le=64, description="Faces seen in the frame; 0 means the student was absent.")
+    # Numbers are strict: JSON true/false or "123" are refused, not read as 1/0/123 (the schema says
+    # number or integer, and a fuzzed `"head_pitch": true` was accepted). Integers stay valid numbers.
+    captured_at: float = Field(
+        ge=0, allow_inf_nan=False, strict=True, description="Capture time on the laptop, Unix seconds."
+    )
+    face_count: int = Field(
+        ge=0, le=64, strict=True, description="Faces seen in the frame; 0 means the student was absent."
+    )
     crop: str | None = Field(
         default=None,
         max_length=4 * CROP_BYTES,
         description="Base64 of the largest face, 48x48 uint8 grayscale, row-major. Required iff face_count > 0.",
     )
-    head_yaw: float | None = Field(default=None, ge=-180, le=180, description="Degrees, 0 = facing the screen.")
-    head_pitch: float | None = Field(default=None, ge=-180, le=180, description="Degrees, 0 = facing the screen.")
+    head_yaw: float | None = Field(
+        default=None, ge=-180, le=180, strict=True, description="Degrees, 0 = facing the screen."
+    )
+    head_pitch: float | None = Field(
+        default=None, ge=-180, le=180, strict=True, description="Degrees, 0 = facing the screen."
+    )
 
     @field_validator("crop")
     @classmethod
