@@ -15,6 +15,53 @@ export function toGray(rgba, width, height) {
   return gray;
 }
 
+/** Grayscale (as toGray) of the window [x0, x1) x [y0, y1) of a frame `width` wide, written into `gray`
+ * (a whole frame's buffer, reused): `rgba` holds only the window's pixels. */
+export function toGrayWindow(rgba, gray, width, [x0, y0, x1, y1]) {
+  const w = x1 - x0;
+  for (let y = y0, j = 0; y < y1; y += 1) {
+    for (let i = y * width + x0, end = i + w; i < end; i += 1, j += 4) {
+      gray[i] = Math.round(0.299 * rgba[j] + 0.587 * rgba[j + 1] + 0.114 * rgba[j + 2]);
+    }
+  }
+}
+
+/** Blur sigma, kernel half-width and window padding of cropFace() for a square of this side. */
+function blurPlan(side) {
+  const scale = CROP_SIZE / side;
+  if (scale >= 0.5) return null;
+  const sigma = (0.5 / scale) * 0.6;
+  return { sigma, half: (gaussianKernel(sigma).length - 1) / 2, pad: Math.round(sigma * 3) + 1 };
+}
+
+/** The square's window of the frame for bilinear sampling (one pixel more), clamped to the frame. */
+function sampleWindow(cx, cy, side, width, height) {
+  return [
+    Math.max(0, Math.floor(cx - side / 2) - 2),
+    Math.max(0, Math.floor(cy - side / 2) - 2),
+    Math.min(width, Math.ceil(cx + side / 2) + 3),
+    Math.min(height, Math.ceil(cy + side / 2) + 3),
+  ];
+}
+
+/** [x0, y0, x1, y1]: every frame pixel cropFace() may read for this box (blur margins included), so a
+ * caller can read back and convert only these pixels of a frame (the page's largest per-sample cost
+ * otherwise: a whole 640x480 readback and grayscale for a 48x48 crop). */
+export function cropWindow(box, geometry, width, height) {
+  const { cx, cy, side } = squareBox(box, geometry);
+  let [x0, y0, x1, y1] = sampleWindow(cx, cy, side, width, height);
+  if (x1 <= x0 || y1 <= y0) {
+    const nx = Math.min(width - 1, Math.max(0, Math.round(cx)));
+    const ny = Math.min(height - 1, Math.max(0, Math.round(cy)));
+    return [nx, ny, nx + 1, ny + 1];
+  }
+  const plan = blurPlan(side);
+  const margin = plan ? plan.pad + plan.half : 0;
+  [x0, y0] = [Math.max(0, x0 - margin), Math.max(0, y0 - margin)];
+  [x1, y1] = [Math.min(width, x1 + margin), Math.min(height, y1 + margin)];
+  return [x0, y0, x1, y1];
+}
+
 export function squareBox(box, geometry) {
   const [x, y, w, h] = box;
   const size = Math.max(w, h);
@@ -72,10 +119,7 @@ export function cropFace(gray, width, height, box, geometry) {
   const { cx, cy, side } = squareBox(box, geometry);
   const scale = CROP_SIZE / side;
   // The window of the frame the crop reads (plus one pixel for bilinear), clamped to the frame.
-  const x0 = Math.max(0, Math.floor(cx - side / 2) - 2);
-  const y0 = Math.max(0, Math.floor(cy - side / 2) - 2);
-  const x1 = Math.min(width, Math.ceil(cx + side / 2) + 3);
-  const y1 = Math.min(height, Math.ceil(cy + side / 2) + 3);
+  const [x0, y0, x1, y1] = sampleWindow(cx, cy, side, width, height);
   let src;
   let sw;
   let sh;
@@ -87,9 +131,9 @@ export function cropFace(gray, width, height, box, geometry) {
     const ny = Math.min(height - 1, Math.max(0, Math.round(cy)));
     return new Uint8Array(CROP_SIZE * CROP_SIZE).fill(gray[ny * width + nx]);
   }
-  if (scale < 0.5) {
-    const sigma = (0.5 / scale) * 0.6;
-    const pad = Math.round(sigma * 3) + 1;
+  const plan = blurPlan(side);
+  if (plan) {
+    const { sigma, pad } = plan;
     ox = Math.max(0, x0 - pad);
     oy = Math.max(0, y0 - pad);
     const ex = Math.min(width, x1 + pad);

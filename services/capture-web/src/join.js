@@ -1,8 +1,8 @@
 // The capture page at /join: consent, camera preview, "sharing / paused", in-browser detection,
 // 48x48 crops, IndexedDB outbox, delivery. Only observations leave the page: never a frame.
 import { normalise, takeFromFragment } from "./credential.js";
-import { cropFace, encodeCrop, toGray } from "./crop.js";
-import { IDENTITY, NEUTRAL_NOSE_HEIGHT, cropSquare, detectFaces, loadDetector } from "./detect.js";
+import { encodeCrop } from "./crop.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector } from "./detect.js";
 import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
@@ -89,19 +89,18 @@ function render() {
 async function sample() {
   const video = $("preview");
   if (!video.videoWidth) return;
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
+  // Resizing a canvas reallocates it, even to its own size: only when the camera's size changes.
+  if (canvas.width !== video.videoWidth) canvas.width = video.videoWidth;
+  if (canvas.height !== video.videoHeight) canvas.height = video.videoHeight;
   const context = canvas.getContext("2d", { willReadFrequently: true });
   context.drawImage(video, 0, 0);
   const capturedAt = Date.now() / 1000;
   const started = performance.now();
-  const faces = await detectFaces(canvas);
+  const { faces, student, crop } = await analyseFrame(canvas);
   document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
-  if (faces.length) {
-    const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
-    const gray = toGray(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
-    observation.crop = encodeCrop(cropFace(gray, canvas.width, canvas.height, cropSquare(student), IDENTITY));
+  if (student) {
+    observation.crop = encodeCrop(crop);
     [observation.head_yaw, observation.head_pitch] = headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT);
   }
   if (!state.sharing) return; // paused while detecting: this sample is discarded
