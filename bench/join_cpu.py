@@ -97,7 +97,8 @@ def main() -> None:
     store.create_class(client, "bench", "Bench", "teacher", sample_rate_hz=args.rate)
     credential = tokens.new_credential()
     store.enrol_student(client, "bench", "s1", "s1", credential)
-    env = {"REDIS_URL": url, "CROP_STORE_URL": f"redis://127.0.0.1:{crop_port}/0", "API_PORT": str(api_port), "API_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
+    env = {"REDIS_URL": url, "CROP_STORE_URL": f"redis://127.0.0.1:{crop_port}/0", "API_PORT": str(api_port)}
+    env |= {"API_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
     api = Proc([str(BIN / "classroom-api")], tmp / "api.log", env=env)
     base = f"http://127.0.0.1:{api_port}"
     camera = tmp / "camera.y4m"
@@ -137,8 +138,8 @@ def main() -> None:
     print(
         f"rate {args.rate}/s: Chromium (all processes) {sharing:.1f}% of one core while sharing, "
         f"{idle:.1f}% on the consent page; detection {statistics.median(detect_ms):.1f} ms/frame (median); "
-        f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; by process: "
-        + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+        f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+        "by process: " + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
     )
 
 
