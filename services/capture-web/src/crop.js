@@ -89,25 +89,28 @@ function gaussianKernel(sigma) {
  * replicated (cv2.GaussianBlur reflects them): the two differ only within a few pixels of the frame's border. */
 function blurWindow(gray, width, height, x0, y0, x1, y1, sigma) {
   const kernel = gaussianKernel(sigma);
-  const half = (kernel.length - 1) / 2;
+  const taps = kernel.length;
+  const half = (taps - 1) / 2;
   const w = x1 - x0;
   const h = y1 - y0;
-  const clampX = (x) => Math.min(width - 1, Math.max(0, x));
-  const clampY = (y) => Math.min(height - 1, Math.max(0, y));
+  // The frame's columns and rows each output pixel's taps read, edges replicated, looked up once.
+  const cols = new Int32Array(w + 2 * half);
+  for (let i = 0; i < cols.length; i += 1) cols[i] = Math.min(width - 1, Math.max(0, x0 + i - half));
   const rows = new Float32Array(w * (h + 2 * half));
   for (let yy = -half; yy < h + half; yy += 1) {
-    const row = clampY(y0 + yy) * width;
+    const row = Math.min(height - 1, Math.max(0, y0 + yy)) * width;
+    const at = (yy + half) * w;
     for (let xx = 0; xx < w; xx += 1) {
       let acc = 0;
-      for (let k = 0; k < kernel.length; k += 1) acc += kernel[k] * gray[row + clampX(x0 + xx + k - half)];
-      rows[(yy + half) * w + xx] = acc;
+      for (let k = 0; k < taps; k += 1) acc += kernel[k] * gray[row + cols[xx + k]];
+      rows[at + xx] = acc;
     }
   }
   const out = new Float32Array(w * h);
   for (let yy = 0; yy < h; yy += 1) {
     for (let xx = 0; xx < w; xx += 1) {
       let acc = 0;
-      for (let k = 0; k < kernel.length; k += 1) acc += kernel[k] * rows[(yy + k) * w + xx];
+      for (let k = 0; k < taps; k += 1) acc += kernel[k] * rows[(yy + k) * w + xx];
       out[yy * w + xx] = Math.round(acc); // cv2 rounds the blurred uint8 image
     }
   }

@@ -112,10 +112,15 @@ export function fivePoints(positions) {
 export const WORK_WIDTH = 320;
 const small = document.createElement("canvas");
 
+/** [width, height] of a canvas, video or VideoFrame. */
+export function frameSize(input) {
+  if (input.displayWidth) return [input.displayWidth, input.displayHeight]; // a VideoFrame
+  return [input.videoWidth || input.width, input.videoHeight || input.height];
+}
+
 function downscaled(input) {
-  const width = input.videoWidth || input.width;
-  const height = input.videoHeight || input.height;
-  if (width <= WORK_WIDTH) return [input, 1];
+  const [width, height] = frameSize(input);
+  if (width <= WORK_WIDTH && input.getContext) return [input, 1];
   const factor = WORK_WIDTH / width;
   const smallHeight = Math.round(height * factor);
   if (small.width !== WORK_WIDTH) small.width = WORK_WIDTH; // resizing reallocates: only on a change
@@ -145,14 +150,15 @@ export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold 
 const windowCanvas = document.createElement("canvas");
 let gray = new Uint8Array(0);
 
-/** One frame (a canvas) as the Python agent's analyse(): its faces, and the largest one's crop square
- * and 48x48 crop. Only the crop's window of the frame is read back and made grey. */
+/** One frame (a canvas or a VideoFrame) as the Python agent's analyse(): its faces, and the largest
+ * one's crop square and 48x48 crop. The frame is never converted whole: the detector gets a copy at
+ * WORK_WIDTH, and only the crop's window is read back at full resolution and made grey. */
 export async function analyseFrame(frame, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
   const faces = await detectFaces(frame, inputSize, scoreThreshold);
   if (!faces.length) return { faces, student: null, square: null, crop: null };
   const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
   const square = cropSquare(student);
-  const { width, height } = frame;
+  const [width, height] = frameSize(frame);
   const [x0, y0, x1, y1] = cropWindow(square, IDENTITY, width, height);
   windowCanvas.width = x1 - x0;
   windowCanvas.height = y1 - y0;

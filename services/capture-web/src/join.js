@@ -65,8 +65,18 @@ async function signIn(credential) {
   show("consent");
 }
 
+/** 640x480 as the Python agent (the crop is cut from the full frame); at most 15 frames a second: the
+ * page samples 2 a second at most, and each camera frame costs decoding and preview drawing. */
+const CAMERA = { width: 640, height: 480, frameRate: { ideal: 15, max: 15 } };
+
 async function startCamera() {
-  state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: CAMERA, audio: false });
+  } catch (error) {
+    if (error.name !== "OverconstrainedError") throw error;
+    // A camera (or browser) that cannot cap its rate: the size alone, as before.
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  }
   $("preview").srcObject = state.stream;
   await $("preview").play();
 }
@@ -85,18 +95,34 @@ function render() {
   $("toggle").textContent = state.sharing ? "Pause" : "Resume sharing";
 }
 
+/** The camera's current frame, held until close(): a VideoFrame (no copy, no colour conversion) where
+ * the browser has them, else a full-size canvas copy. Detection and crop read the same frame. */
+function grabFrame(video) {
+  if (typeof VideoFrame === "function") {
+    const frame = new VideoFrame(video);
+    return { frame, close: () => frame.close() };
+  }
+  // Resizing a canvas reallocates it, even to its own size: only when the camera's size changes.
+  if (canvas.width !== video.videoWidth) canvas.width = video.videoWidth;
+  if (canvas.height !== video.videoHeight) canvas.height = video.videoHeight;
+  canvas.getContext("2d", { willReadFrequently: true }).drawImage(video, 0, 0);
+  return { frame: canvas, close: () => {} };
+}
+
 /** One sample: detect, crop and queue an observation (never the frame). */
 async function sample() {
   const video = $("preview");
   if (!video.videoWidth) return;
-  // Resizing a canvas reallocates it, even to its own size: only when the camera's size changes.
-  if (canvas.width !== video.videoWidth) canvas.width = video.videoWidth;
-  if (canvas.height !== video.videoHeight) canvas.height = video.videoHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(video, 0, 0);
   const capturedAt = Date.now() / 1000;
   const started = performance.now();
-  const { faces, student, crop } = await analyseFrame(canvas);
+  const grabbed = grabFrame(video);
+  let analysed;
+  try {
+    analysed = await analyseFrame(grabbed.frame);
+  } finally {
+    grabbed.close();
+  }
+  const { faces, student, crop } = analysed;
   document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
   if (student) {
