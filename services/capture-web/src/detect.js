@@ -83,6 +83,14 @@ function useThinConcat(tf) {
     const rows = tf.util.sizeFromShape(parts[0].shape.slice(0, axis));
     const dst = backend.typedArrayFromHeap(out); // views taken after makeOutput (the heap may grow)
     const srcs = parts.map((t) => backend.typedArrayFromHeap(t));
+    if (widths.every((w) => w === 1)) {
+      // One value per row and input (normalize()'s case): a strided copy per input.
+      for (let p = 0; p < srcs.length; p += 1) {
+        const src = srcs[p];
+        for (let row = 0, k = p; row < rows; row += 1, k += srcs.length) dst[k] = src[row];
+      }
+      return out;
+    }
     let k = 0;
     for (let row = 0; row < rows; row += 1) {
       for (let p = 0; p < srcs.length; p += 1) {

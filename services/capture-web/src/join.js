@@ -22,8 +22,14 @@ function fatal(message) {
   show("fatal");
 }
 
+/** Writes `text` only when it changed: each write re-lays out and repaints the page. */
+function setText(id, text) {
+  const element = $(id);
+  if (element.textContent !== text) element.textContent = text;
+}
+
 function setStatus(message, isError = false) {
-  $("status").textContent = message;
+  setText("status", message);
   $("status").classList.toggle("error", isError);
 }
 
@@ -131,7 +137,7 @@ async function sample() {
   }
   if (!state.sharing) return; // paused while detecting: this sample is discarded
   await state.outbox.put(ownerKey(), observation);
-  $("face").textContent = faces.length ? "yes" : "no";
+  setText("face", faces.length ? "yes" : "no");
 }
 
 function ownerKey() {
@@ -164,8 +170,8 @@ async function deliver() {
       sessionStorage.removeItem("credential");
       return;
     }
-    $("sent").textContent = String(state.sender.sent);
-    $("waiting").textContent = String(await state.outbox.count(ownerKey()));
+    setText("sent", String(state.sender.sent));
+    setText("waiting", String(await state.outbox.count(ownerKey())));
     document.body.dataset.rounds = String(rounds); // a heartbeat: tests wait on it, never on the clock
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
