@@ -1,9 +1,11 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
+import * as crop from "../src/crop.js";
 import { analyseFrame, loadDetector } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
+window.crop = crop; // for tests/join/test_crop_js.py
 
 const canvas = document.createElement("canvas");
 
