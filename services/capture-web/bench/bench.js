@@ -1,11 +1,13 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
+import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import * as crop from "../src/crop.js";
 import { analyseFrame, loadDetector } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 window.crop = crop; // for tests/join/test_crop_js.py
+window.tf = faceapi.tf; // for tests/join/test_thin_concat.py
 
 const canvas = document.createElement("canvas");
 
