@@ -55,7 +55,7 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     both, same_face, browser_found, python_found, false_alarms = 0, 0, 0, 0, 0
     crops_py, crops_js, port_error = [], [], []
     for url, frame in placed:
-        result = page.evaluate("u => benchDetect(u, 224, 0.3)", url)
+        result = page.evaluate("u => benchDetect(u)", url)  # the page's own settings
         facts = analyse(frame.image, yunet)
         if frame.box is None:
             false_alarms += len(result["faces"])

@@ -1,10 +1,13 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
-import { cropFace, toGray } from "../src/crop.js";
-import { IDENTITY, cropSquare, detectFaces, loadDetector } from "../src/detect.js";
+import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
+import * as crop from "../src/crop.js";
+import { analyseFrame, loadDetector } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
+window.crop = crop; // for tests/join/test_crop_js.py
+window.tf = faceapi.tf; // for tests/join/test_thin_concat.py
 
 const canvas = document.createElement("canvas");
 
@@ -23,16 +26,15 @@ window.benchInit = () => loadDetector("");
 window.benchDetect = async (url, inputSize, scoreThreshold) => {
   const input = await frame(url);
   const t0 = performance.now();
-  const faces = await detectFaces(input, inputSize, scoreThreshold);
-  const ms = performance.now() - t0;
-  let crop = null;
-  let square = null;
-  if (faces.length) {
-    const largest = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
-    const rgba = input.getContext("2d").getImageData(0, 0, input.width, input.height).data;
-    const gray = toGray(rgba, input.width, input.height);
-    square = cropSquare(largest);
-    crop = Array.from(cropFace(gray, input.width, input.height, square, IDENTITY));
+  // As the page: a VideoFrame where the browser has them (the page wraps the camera's frame).
+  const source = typeof VideoFrame === "function" ? new VideoFrame(input, { timestamp: 0 }) : input;
+  let analysed;
+  try {
+    analysed = await analyseFrame(source, inputSize, scoreThreshold);
+  } finally {
+    if (source !== input) source.close();
   }
-  return { ms, faces, crop, square };
+  const { faces, square, crop } = analysed;
+  const ms = performance.now() - t0; // detection and crop, as the page's detectMs
+  return { ms, faces, crop: crop && Array.from(crop), square };
 };

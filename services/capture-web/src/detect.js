@@ -3,6 +3,7 @@
 // services/capture-web/README.md). Model weights and .wasm files are bundled at build time and served
 // by the class server under /join/assets/: nothing is downloaded from anywhere else.
 import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
+import { cropFace, cropWindow, toGrayWindow } from "./crop.js";
 
 /** The crop square, calibrated like the Python agent's detectors on FER faces placed in frames
  * (bench/browser_detectors.py, 200 faces, medians against the placed FER box):
@@ -53,9 +54,54 @@ export async function loadDetector(assets) {
   faceapi.tf.setWasmPaths(`${assets}/wasm/`);
   await faceapi.tf.setBackend("wasm");
   await faceapi.tf.ready();
+  useThinConcat(faceapi.tf);
   await faceapi.nets.tinyFaceDetector.loadFromUri(`${assets}/model`);
   await faceapi.nets.faceLandmark68TinyNet.loadFromUri(`${assets}/model`);
   return faceapi.tf.getBackend();
+}
+
+/** tfjs-backend-wasm's Concat copies with one typed-array view per row and input. face-api's
+ * normalize() concatenates three [1, 224, 224, 1] mean tensors along the channels before every
+ * detection (and [1, 112, 112, 1] ones before the landmarks): 160,000 views a sample, the largest
+ * single cost after the networks (about 10 ms a sample and much of the garbage collection, measured
+ * with Chromium's profiler). Thin inputs are copied element by element instead; the result is the
+ * same copy. Other concatenations go to tfjs's own kernel. */
+const THIN = 16;
+
+function useThinConcat(tf) {
+  const original = tf.getKernel("Concat", "wasm");
+  if (!original || original.thin) return;
+  const kernelFunc = (args) => {
+    const { inputs, backend, attrs } = args;
+    const axis = tf.util.parseAxisParam(attrs.axis, inputs[0].shape)[0];
+    const parts = inputs.filter((t) => tf.util.sizeFromShape(t.shape) > 0);
+    const widths = parts.map((t) => tf.util.sizeFromShape(t.shape.slice(axis)));
+    if (parts.length < 2 || parts[0].dtype === "string" || Math.max(...widths) > THIN) return original.kernelFunc(args);
+    tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), axis);
+    const shape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), axis);
+    const out = backend.makeOutput(shape, inputs[0].dtype);
+    const rows = tf.util.sizeFromShape(parts[0].shape.slice(0, axis));
+    const dst = backend.typedArrayFromHeap(out); // views taken after makeOutput (the heap may grow)
+    const srcs = parts.map((t) => backend.typedArrayFromHeap(t));
+    if (widths.every((w) => w === 1)) {
+      // One value per row and input (normalize()'s case): a strided copy per input.
+      for (let p = 0; p < srcs.length; p += 1) {
+        const src = srcs[p];
+        for (let row = 0, k = p; row < rows; row += 1, k += srcs.length) dst[k] = src[row];
+      }
+      return out;
+    }
+    let k = 0;
+    for (let row = 0; row < rows; row += 1) {
+      for (let p = 0; p < srcs.length; p += 1) {
+        const src = srcs[p];
+        for (let i = row * widths[p], end = i + widths[p]; i < end; i += 1) dst[k++] = src[i];
+      }
+    }
+    return out;
+  };
+  tf.unregisterKernel("Concat", "wasm");
+  tf.registerKernel({ ...original, kernelFunc, thin: true });
 }
 
 const mean = (points) => [
@@ -74,13 +120,19 @@ export function fivePoints(positions) {
 export const WORK_WIDTH = 320;
 const small = document.createElement("canvas");
 
+/** [width, height] of a canvas, video or VideoFrame. */
+export function frameSize(input) {
+  if (input.displayWidth) return [input.displayWidth, input.displayHeight]; // a VideoFrame
+  return [input.videoWidth || input.width, input.videoHeight || input.height];
+}
+
 function downscaled(input) {
-  const width = input.videoWidth || input.width;
-  const height = input.videoHeight || input.height;
-  if (width <= WORK_WIDTH) return [input, 1];
+  const [width, height] = frameSize(input);
+  if (width <= WORK_WIDTH && input.getContext) return [input, 1];
   const factor = WORK_WIDTH / width;
-  small.width = WORK_WIDTH;
-  small.height = Math.round(height * factor);
+  const smallHeight = Math.round(height * factor);
+  if (small.width !== WORK_WIDTH) small.width = WORK_WIDTH; // resizing reallocates: only on a change
+  if (small.height !== smallHeight) small.height = smallHeight;
   const context = small.getContext("2d", { willReadFrequently: true });
   context.imageSmoothingQuality = "medium";
   context.drawImage(input, 0, 0, small.width, small.height);
@@ -101,4 +153,26 @@ export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold 
       landmarks: fivePoints(r.landmarks.positions).map(([x, y]) => [up(x), up(y)]),
     };
   });
+}
+
+const windowCanvas = document.createElement("canvas");
+let gray = new Uint8Array(0);
+
+/** One frame (a canvas or a VideoFrame) as the Python agent's analyse(): its faces, and the largest
+ * one's crop square and 48x48 crop. The frame is never converted whole: the detector gets a copy at
+ * WORK_WIDTH, and only the crop's window is read back at full resolution and made grey. */
+export async function analyseFrame(frame, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
+  const faces = await detectFaces(frame, inputSize, scoreThreshold);
+  if (!faces.length) return { faces, student: null, square: null, crop: null };
+  const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
+  const square = cropSquare(student);
+  const [width, height] = frameSize(frame);
+  const [x0, y0, x1, y1] = cropWindow(square, IDENTITY, width, height);
+  windowCanvas.width = x1 - x0;
+  windowCanvas.height = y1 - y0;
+  const context = windowCanvas.getContext("2d", { willReadFrequently: true });
+  context.drawImage(frame, x0, y0, x1 - x0, y1 - y0, 0, 0, x1 - x0, y1 - y0);
+  if (gray.length !== width * height) gray = new Uint8Array(width * height);
+  toGrayWindow(context.getImageData(0, 0, x1 - x0, y1 - y0).data, gray, width, [x0, y0, x1, y1]);
+  return { faces, student, square, crop: cropFace(gray, width, height, square, IDENTITY) };
 }

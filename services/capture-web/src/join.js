@@ -1,8 +1,8 @@
 // The capture page at /join: consent, camera preview, "sharing / paused", in-browser detection,
 // 48x48 crops, IndexedDB outbox, delivery. Only observations leave the page: never a frame.
 import { normalise, takeFromFragment } from "./credential.js";
-import { cropFace, encodeCrop, toGray } from "./crop.js";
-import { IDENTITY, NEUTRAL_NOSE_HEIGHT, cropSquare, detectFaces, loadDetector } from "./detect.js";
+import { encodeCrop } from "./crop.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector } from "./detect.js";
 import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
@@ -22,8 +22,14 @@ function fatal(message) {
   show("fatal");
 }
 
+/** Writes `text` only when it changed: each write re-lays out and repaints the page. */
+function setText(id, text) {
+  const element = $(id);
+  if (element.textContent !== text) element.textContent = text;
+}
+
 function setStatus(message, isError = false) {
-  $("status").textContent = message;
+  setText("status", message);
   $("status").classList.toggle("error", isError);
 }
 
@@ -65,8 +71,18 @@ async function signIn(credential) {
   show("consent");
 }
 
+/** 640x480 as the Python agent (the crop is cut from the full frame); at most 15 frames a second: the
+ * page samples 2 a second at most, and each camera frame costs decoding and preview drawing. */
+const CAMERA = { width: 640, height: 480, frameRate: { ideal: 15, max: 15 } };
+
 async function startCamera() {
-  state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  try {
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: CAMERA, audio: false });
+  } catch (error) {
+    if (error.name !== "OverconstrainedError") throw error;
+    // A camera (or browser) that cannot cap its rate: the size alone, as before.
+    state.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 }, audio: false });
+  }
   $("preview").srcObject = state.stream;
   await $("preview").play();
 }
@@ -85,28 +101,43 @@ function render() {
   $("toggle").textContent = state.sharing ? "Pause" : "Resume sharing";
 }
 
+/** The camera's current frame, held until close(): a VideoFrame (no copy, no colour conversion) where
+ * the browser has them, else a full-size canvas copy. Detection and crop read the same frame. */
+function grabFrame(video) {
+  if (typeof VideoFrame === "function") {
+    const frame = new VideoFrame(video);
+    return { frame, close: () => frame.close() };
+  }
+  // Resizing a canvas reallocates it, even to its own size: only when the camera's size changes.
+  if (canvas.width !== video.videoWidth) canvas.width = video.videoWidth;
+  if (canvas.height !== video.videoHeight) canvas.height = video.videoHeight;
+  canvas.getContext("2d", { willReadFrequently: true }).drawImage(video, 0, 0);
+  return { frame: canvas, close: () => {} };
+}
+
 /** One sample: detect, crop and queue an observation (never the frame). */
 async function sample() {
   const video = $("preview");
   if (!video.videoWidth) return;
-  canvas.width = video.videoWidth;
-  canvas.height = video.videoHeight;
-  const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(video, 0, 0);
   const capturedAt = Date.now() / 1000;
   const started = performance.now();
-  const faces = await detectFaces(canvas);
+  const grabbed = grabFrame(video);
+  let analysed;
+  try {
+    analysed = await analyseFrame(grabbed.frame);
+  } finally {
+    grabbed.close();
+  }
+  const { faces, student, crop } = analysed;
   document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
-  if (faces.length) {
-    const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
-    const gray = toGray(context.getImageData(0, 0, canvas.width, canvas.height).data, canvas.width, canvas.height);
-    observation.crop = encodeCrop(cropFace(gray, canvas.width, canvas.height, cropSquare(student), IDENTITY));
+  if (student) {
+    observation.crop = encodeCrop(crop);
     [observation.head_yaw, observation.head_pitch] = headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT);
   }
   if (!state.sharing) return; // paused while detecting: this sample is discarded
   await state.outbox.put(ownerKey(), observation);
-  $("face").textContent = faces.length ? "yes" : "no";
+  setText("face", faces.length ? "yes" : "no");
 }
 
 function ownerKey() {
@@ -139,8 +170,8 @@ async function deliver() {
       sessionStorage.removeItem("credential");
       return;
     }
-    $("sent").textContent = String(state.sender.sent);
-    $("waiting").textContent = String(await state.outbox.count(ownerKey()));
+    setText("sent", String(state.sender.sent));
+    setText("waiting", String(await state.outbox.count(ownerKey())));
     document.body.dataset.rounds = String(rounds); // a heartbeat: tests wait on it, never on the clock
     await new Promise((resolve) => setTimeout(resolve, wait * 1000));
   }
