@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from classroom_contract import keys
+from classroom_contract import keys, store
 
 #: The tombstone outlives any job of work queued before the erasure: failed jobs are kept 7 days.
 TOMBSTONE_TTL_S = 8 * 24 * 3600
 
 #: RQ's keys for the inference queue and its jobs (rq.Queue / rq.job.Job / rq.registry naming).
-RQ_QUEUE = f"rq:queue:{keys.INFERENCE_QUEUE}"
 RQ_REGISTRIES = tuple(
     f"rq:{kind}:{keys.INFERENCE_QUEUE}" for kind in ("failed", "scheduled", "deferred", "canceled", "finished")
 )
@@ -92,7 +91,7 @@ def _erase_jobs(client, batch_ids: list[str]) -> None:
     pipe = client.pipeline(transaction=False)
     for batch_id in batch_ids:
         pipe.delete(keys.batch_pending(batch_id))
-        pipe.lrem(RQ_QUEUE, 0, batch_id)
+        pipe.lrem(keys.INFERENCE_QUEUE_KEY, 0, batch_id)
         for registry in RQ_REGISTRIES:
             pipe.zrem(registry, batch_id)
     pipe.execute()
@@ -121,17 +120,9 @@ def erase_stream_entries(client, class_id: str, student_id: str) -> int:
     stream, start, removed = keys.class_events(class_id), "-", 0
     while True:
         batch = client.xrange(stream, min=start, max="+", count=1000)
-        doomed = [entry_id for entry_id, fields in batch if _student_of(fields) == student_id]
+        doomed = [entry_id for entry_id, fields in batch if store.event_student(fields) == student_id]
         if doomed:
             removed += client.xdel(stream, *doomed)
         if len(batch) < 1000:
             return removed
         start = "(" + _text(batch[-1][0])
-
-
-def _student_of(fields: dict) -> str | None:
-    raw = fields.get("result", fields.get(b"result", "{}"))
-    try:
-        return json.loads(raw).get("student_id")
-    except (ValueError, AttributeError):
-        return None

@@ -9,6 +9,9 @@ PREFIX = "classroom"
 
 #: RQ queue the API fills and the inference workers drain.
 INFERENCE_QUEUE = "inference"
+#: RQ's Redis list of the queue's waiting job ids (RQ names it "rq:queue:" + the queue's name; a
+#: test checks this against RQ): the API's erasure withdraws a student's jobs from it.
+INFERENCE_QUEUE_KEY = f"rq:queue:{INFERENCE_QUEUE}"
 
 
 def crops(batch_id: str) -> str:

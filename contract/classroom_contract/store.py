@@ -14,6 +14,7 @@ Records:
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -252,6 +253,18 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
+
+
+def event_student(fields: dict) -> str | None:
+    """The student of one live-stream entry (written by `add_results` as {"result": JSON}), or None
+    for an entry that is not a result. Fields may be bytes or str, as the Redis client returns them."""
+    raw = fields.get("result", fields.get(b"result"))
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw).get("student_id")
+    except (ValueError, AttributeError):
+        return None
 
 
 def _newest_per_student(results: list[ObservationResult]) -> list[tuple[str, str, str, float]]:

@@ -17,7 +17,7 @@ import secrets
 import pytest
 import redis
 from classroom_contract import keys, store
-from classroom_contract.erasure import RQ_QUEUE, erase_student
+from classroom_contract.erasure import erase_student
 from classroom_dashboard import records
 from classroom_inference import jobs, redis_keys
 from classroom_inference.predictor import TFServingPredictor
@@ -100,7 +100,7 @@ def test_erased_student_never_comes_back(redis_url, redis_client, crop_store, kl
         assert post(url, {"observations": [observation(faces[5])]}, classmate).status == 200
         before = _mentions(redis_client, crop_store, gone.encode())
         assert before and store.latest_results(redis_client, class_id)[gone]
-        assert redis_client.llen(keys.pending_batches()) == 3 and redis_client.llen(RQ_QUEUE) == 3
+        assert redis_client.llen(keys.pending_batches()) == 3 and redis_client.llen(keys.INFERENCE_QUEUE_KEY) == 3
 
         erased = erase_student(redis_client, crop_store, class_id, gone)
         tombstone = keys.erasure_generation(class_id, gone).encode()  # the tombstone: a count

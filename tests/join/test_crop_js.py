@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from classroom_capture.detector import CropGeometry, Face, crop_face
 
-from join.conftest import needs_browser
+from tests.support.join import needs_browser
 
 pytestmark = needs_browser
 

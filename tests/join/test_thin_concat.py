@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from join.conftest import needs_browser
+from tests.support.join import needs_browser
 
 pytestmark = needs_browser
 

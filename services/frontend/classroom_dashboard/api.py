@@ -95,15 +95,7 @@ def events(class_id):
 
 
 def _student_ids(entries) -> list[str]:
-    return [sid for sid in (_student_of(fields) for _, fields in entries) if sid]
-
-
-def _student_of(fields: dict) -> str | None:
-    """The student of one event-stream entry (its result JSON), or None for an entry that is not one."""
-    try:
-        return json.loads(fields.get("result", "{}")).get("student_id")
-    except ValueError:
-        return None
+    return [sid for sid in (store.event_student(fields) for _, fields in entries) if sid]
 
 
 def _tile_event(client, class_id: str, latest, student_id: str, event_id: str) -> str:

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import redis
 from classroom_contract import CROP_SIZE, EMOTIONS, ObservationResult, keys, store
-from rq import Queue, get_current_job
+from rq import get_current_job
 from rq.job import Job
 
 from classroom_inference import metrics, redis_keys
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DONE_MARKER_TTL_S = 600
 
 #: The Redis list behind the inference queue (RQ's naming), where queued job ids wait.
-QUEUE_KEY = Queue.redis_queue_namespace_prefix + keys.INFERENCE_QUEUE
+
 
 #: Remove a job from the queue list and delete its hash, only if it was still waiting there (a job
 #: that is running, failed or scheduled for a retry keeps its hash, so RQ's registries stay whole).
@@ -239,7 +239,7 @@ def _commit(client, meta: dict, observations, now: float, settings: Settings, ow
             pipe.delete(pending)
             pipe.srem(keys.student_batches(meta["class_id"], meta["student_id"]), batch_id)
             if not own_job:
-                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, QUEUE_KEY, Job.key_for(batch_id), batch_id)
+                pipe.eval(_WITHDRAW_QUEUED_JOB, 2, keys.INFERENCE_QUEUE_KEY, Job.key_for(batch_id), batch_id)
             pipe.execute()
         except redis.WatchError:
             # redis-py raises WatchError for a connection lost while watching too: only a batch no

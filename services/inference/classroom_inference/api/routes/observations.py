@@ -16,7 +16,8 @@ from pydantic import BaseModel
 from rq import Queue
 
 from classroom_inference import metrics
-from classroom_inference.api.deps import get_crop_store, get_queue, get_redis, get_settings, student
+from classroom_inference.api.auth import student
+from classroom_inference.api.deps import get_crop_store, get_queue, get_redis, get_settings
 from classroom_inference.ingest import ingest
 from classroom_inference.settings import Settings
 
