@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pytest
 from classroom_contract import ObservationBatch, keys, store
-from classroom_inference import jobs
+from classroom_inference import cropstore, jobs
 from classroom_inference.ingest import ingest
 from classroom_inference.queues import inference_queue
 from classroom_inference.settings import Settings
@@ -80,7 +80,7 @@ def test_batches_predicted_twice_are_stored_once(installed, redis_client, crop_s
     """Two workers that took the same batch (a retried job, a coalescing neighbour) race to commit."""
     settings = installed(coalesce_max_batches=0)
     metas, _ = _queue_batches(redis_client, crop_store, settings, n=1, crops_each=3)
-    work = jobs._load_crops(crop_store, metas)[metas[0]["batch_id"]]
+    work = cropstore.load_crops(crop_store, metas)[metas[0]["batch_id"]]
     observations = [(o, np.full(7, 1 / 7, np.float32)) for o, _ in work]
     assert jobs._commit(redis_client, metas[0], observations, 1.0, settings) == 3
     assert jobs._commit(redis_client, metas[0], observations, 2.0, settings) == 0

@@ -1,4 +1,11 @@
-"""The start-up check that the crop store (CROP_STORE_URL) keeps crops in memory only.
+"""The crop store (CROP_STORE_URL): where a crop is parked, read and deleted, and the start-up check
+that it keeps crops in memory only.
+
+A crop lives only here, only until its batch is predicted: the API parks it (`park_crops`) before it
+commits the job, a worker reads it (`load_crops`) and deletes it once the results are stored
+(`drop_crops`); the API also deletes what it parked for a batch it could not commit. Erasing a
+student deletes their queued crops too (`classroom_contract.erasure`, also used by the dashboard);
+whatever is left expires after CROPS_TTL_SECONDS.
 
 Crops are faces: the README promises none is ever written to disk. The main Redis persists (AOF
 and RDB, rightly, for accounts and results), so crops live in a second Redis whose persistence is
@@ -12,8 +19,11 @@ from __future__ import annotations
 import logging
 import time
 
+import numpy as np
 import redis
+from classroom_contract import decode_crop, keys
 
+from classroom_inference import metrics
 from classroom_inference.connection import crop_store_client
 from classroom_inference.settings import Settings
 
@@ -74,3 +84,45 @@ def check_crop_store(settings: Settings, client: redis.Redis | None = None, wait
         log.warning("%s Starting anyway: CROP_STORE_ALLOW_PERSISTENCE is set.", message)
         return
     raise CropStorePersists(message)
+
+
+def park_crops(crop_store: redis.Redis, batch_id: str, faces, ttl_seconds: int) -> None:
+    """Put a batch's crops in the crop store (replacing any earlier try of the same batch), with a TTL."""
+    crops_key = keys.crops(batch_id)
+    with crop_store.pipeline(transaction=True) as pipe:
+        pipe.delete(crops_key)
+        pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
+        pipe.expire(crops_key, ttl_seconds)
+        pipe.execute()
+
+
+def load_crops(crop_store: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, np.ndarray | None]]]:
+    """batch id -> [(observation, crop pixels or None when the crop store no longer has it)].
+
+    A crop store that cannot be reached raises (RQ retries the job: the crops may still be there);
+    one that answers without the crops (restarted, or the TTL passed) means they are gone for good.
+    """
+    pipe = crop_store.pipeline(transaction=False)
+    for m in batches:
+        pipe.hgetall(keys.crops(m["batch_id"]))
+    work = {}
+    for m, stored in zip(batches, pipe.execute(), strict=True):
+        stored = {k.decode(): v for k, v in stored.items()}
+        work[m["batch_id"]] = [
+            (o, np.frombuffer(stored[o["observation_id"]], np.uint8) if o["observation_id"] in stored else None)
+            for o in m["observations"]
+        ]
+        missing = sum(1 for o in m["observations"] if o["observation_id"] not in stored)
+        if missing:
+            log.warning("batch %s: %d crops gone from the crop store; stored without emotion", m["batch_id"], missing)
+            metrics.CROPS_MISSING.inc(missing)
+    return work
+
+
+def drop_crops(crop_store: redis.Redis, batch_id: str) -> None:
+    """Delete a batch's crops (predicted, or never committed); if the crop store cannot be reached
+    they expire on their own after CROPS_TTL_SECONDS."""
+    try:
+        crop_store.delete(keys.crops(batch_id))
+    except redis.RedisError as exc:
+        log.warning("batch %s: crops not deleted (%s); they expire after CROPS_TTL_SECONDS", batch_id, exc)

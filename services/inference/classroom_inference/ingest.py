@@ -24,10 +24,10 @@ import uuid
 from dataclasses import dataclass
 
 import redis
-from classroom_contract import ObservationBatch, ObservationResult, decode_crop, keys, store
+from classroom_contract import ObservationBatch, ObservationResult, keys, store
 from rq import Queue
 
-from classroom_inference import redis_keys
+from classroom_inference import cropstore, redis_keys
 from classroom_inference.queues import enqueue_predict
 from classroom_inference.settings import Settings
 
@@ -94,16 +94,6 @@ def _direct_results(class_id: str, student_id: str, observations) -> list[Observ
     ]
 
 
-def park_crops(crop_store: redis.Redis, batch_id: str, faces, ttl_seconds: int) -> None:
-    """Put a batch's crops in the crop store (replacing any earlier try of the same batch), with a TTL."""
-    crops_key = keys.crops(batch_id)
-    with crop_store.pipeline(transaction=True) as pipe:
-        pipe.delete(crops_key)
-        pipe.hset(crops_key, mapping={str(o.observation_id): decode_crop(o.crop) for o in faces})
-        pipe.expire(crops_key, ttl_seconds)
-        pipe.execute()
-
-
 def ingest(
     client: redis.Redis,
     queue: Queue,
@@ -134,7 +124,7 @@ def ingest(
                 faces = [o for o in new if o.face_count > 0 and not settings.attention_only]
                 direct = [o for o in new if o.face_count == 0 or settings.attention_only]
                 if faces:  # before the commit: a job must never exist without its crops parked
-                    park_crops(crop_store, batch_id, faces, settings.crops_ttl_seconds)
+                    cropstore.park_crops(crop_store, batch_id, faces, settings.crops_ttl_seconds)
                     parked = True
                 pipe.multi()
                 for o in new:
@@ -157,10 +147,11 @@ def ingest(
                 log.info("observation ids of batch %s claimed concurrently, re-checking", batch_id)
                 continue
         else:
-            _unpark(crop_store, batch_id, parked)
+            if parked:
+                cropstore.drop_crops(crop_store, batch_id)
             raise RuntimeError(f"could not commit batch {batch_id} after {MAX_ATTEMPTS} attempts")
     if parked and not faces:  # parked on an earlier try, then every face turned out a duplicate
-        _unpark(crop_store, batch_id, parked)
+        cropstore.drop_crops(crop_store, batch_id)
     duplicates = in_request_duplicates + len(unique) - len(new)
     log.debug("batch %s of %s/%s: %d new, %d duplicate", batch_id, class_id, student_id, len(new), duplicates)
     return Outcome(len(new), duplicates, batch_id if faces else None)
@@ -177,12 +168,3 @@ def _queue_job(pipe, queue: Queue, meta: dict, settings: Settings) -> None:
     if settings.coalesce_max_batches > 1:
         pipe.rpush(keys.pending_batches(), json.dumps(meta))
         pipe.expire(keys.pending_batches(), settings.crops_ttl_seconds)
-
-
-def _unpark(crop_store: redis.Redis, batch_id: str, parked: bool) -> None:
-    """Best effort: crops parked for a batch that was not committed (else they expire on their own)."""
-    if parked:
-        try:
-            crop_store.delete(keys.crops(batch_id))
-        except redis.RedisError as exc:
-            log.warning("batch %s: could not delete unused crops (%s); they expire on their own", batch_id, exc)

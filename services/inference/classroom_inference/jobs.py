@@ -23,7 +23,7 @@ from classroom_contract import CROP_SIZE, EMOTIONS, ObservationResult, keys, sto
 from rq import get_current_job
 from rq.job import Job
 
-from classroom_inference import metrics, redis_keys
+from classroom_inference import cropstore, metrics, redis_keys
 from classroom_inference.connection import crop_store_client, worker_client
 from classroom_inference.predictor import Predictor, build_predictor
 from classroom_inference.settings import Settings
@@ -98,7 +98,7 @@ def predict_batch(meta: dict) -> int:
         return 0
     committed: set[str] = set()
     try:
-        work = _load_crops(_crop_store_of(settings), batches)
+        work = cropstore.load_crops(_crop_store_of(settings), batches)
         todo = [crop for m in batches for _, crop in work[m["batch_id"]] if crop is not None]
         probabilities = iter(_predict(predictor, _stack(todo), settings.max_model_batch) if todo else [])
         now, written = time.time(), 0
@@ -155,29 +155,6 @@ def _give_back(client: redis.Redis, metas: list[dict]) -> None:
         log.info("gave %d taken batches back to the pending list", len(metas))
     except redis.RedisError as exc:
         log.warning("could not give %d batches back (%s); their own jobs will do them", len(metas), exc)
-
-
-def _load_crops(crop_store: redis.Redis, batches: list[dict]) -> dict[str, list[tuple[dict, np.ndarray | None]]]:
-    """batch id -> [(observation, crop pixels or None when the crop store no longer has it)].
-
-    A crop store that cannot be reached raises (RQ retries the job: the crops may still be there);
-    one that answers without the crops (restarted, or the TTL passed) means they are gone for good.
-    """
-    pipe = crop_store.pipeline(transaction=False)
-    for m in batches:
-        pipe.hgetall(keys.crops(m["batch_id"]))
-    work = {}
-    for m, stored in zip(batches, pipe.execute(), strict=True):
-        stored = {k.decode(): v for k, v in stored.items()}
-        work[m["batch_id"]] = [
-            (o, np.frombuffer(stored[o["observation_id"]], np.uint8) if o["observation_id"] in stored else None)
-            for o in m["observations"]
-        ]
-        missing = sum(1 for o in m["observations"] if o["observation_id"] not in stored)
-        if missing:
-            log.warning("batch %s: %d crops gone from the crop store; stored without emotion", m["batch_id"], missing)
-            metrics.CROPS_MISSING.inc(missing)
-    return work
 
 
 def _log_nothing_to_do(client: redis.Redis, meta: dict) -> None:
@@ -248,16 +225,8 @@ def _commit(client, meta: dict, observations, now: float, settings: Settings, ow
                 raise
             log.info("batch %s: stored by another worker first", batch_id)
             return 0
-    _drop_crops(_crop_store_of(settings), batch_id)
+    cropstore.drop_crops(_crop_store_of(settings), batch_id)
     if erased:
         log.info("batch %s: its student was erased after it was queued; results dropped", batch_id)
         return 0
     return len(results)
-
-
-def _drop_crops(crop_store: redis.Redis, batch_id: str) -> None:
-    """Delete a stored batch's crops; if the crop store is unreachable they expire on their own."""
-    try:
-        crop_store.delete(keys.crops(batch_id))
-    except redis.RedisError as exc:
-        log.warning("batch %s: crops not deleted (%s); they expire after CROPS_TTL_SECONDS", batch_id, exc)
