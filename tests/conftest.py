@@ -57,15 +57,13 @@ def crop_store(redis_url, crop_store_server):
     """A client of the session's crop store (emptied with the main Redis by `redis_url`)."""
     import redis
 
-    client = redis.Redis.from_url(crop_store_server)
-    yield client
-    client.close()
+    with redis.Redis.from_url(crop_store_server) as client:  # closed on the way out
+        yield client
 
 
 @pytest.fixture
 def redis_client(redis_url):
     import redis
 
-    client = redis.Redis.from_url(redis_url)
-    yield client
-    client.close()
+    with redis.Redis.from_url(redis_url) as client:
+        yield client

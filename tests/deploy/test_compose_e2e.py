@@ -276,6 +276,8 @@ def browser_sees_demo_class(port: int, password: str, screenshot: Path | None = 
     """Logs in as the demo teacher through the proxy, opens the demo class; returns the live tiles."""
     from playwright.sync_api import expect, sync_playwright
 
+    from tests.support.frontend import browser_login
+
     base = f"https://localhost:{port}"
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -292,11 +294,7 @@ def browser_sees_demo_class(port: int, password: str, screenshot: Path | None = 
             # TLS itself is verified against the local CA in test_readyz...; Chromium has no way to
             # take that CA without a certificate database, so here it accepts it.
             page = browser.new_page(viewport={"width": 1280, "height": 800}, ignore_https_errors=True)
-            page.goto(f"{base}/classes/demo")
-            page.fill("#username", "demo")
-            page.fill("#password", password)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/classes/demo")
+            browser_login(page, f"{base}/classes/demo", "demo", password)
             expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=20_000)
             # The demo's simulated students (the tests add students of their own to the class too).
             tiles = page.locator("#tiles .tile[data-student^='student-']")

@@ -27,7 +27,8 @@ from classroom_dashboard.emotion import current_emotion
 from classroom_inference.versions import resolve_version
 
 from tests.support.inference import crops_left
-from tests.support.procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+from tests.support.procs import BIN, REPO, wait_until
+from tests.support.stack import TEACHER, running_stack
 
 pytestmark = pytest.mark.slow
 
@@ -36,34 +37,13 @@ DETECTOR = "yunet"  # the agent's default detector
 PASSWORD = "e2e-password-123"
 
 
-def _cli(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 @pytest.fixture
 def system(redis_url, tmp_path):
     """API, worker and dashboard as real processes on free loopback ports, plus a class (no students yet)."""
     env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(MODEL_DIR), "DASHBOARD_ENV": "development"}
     env["PREDICTOR_BFLOAT16"] = "off"  # the expected emotions below are computed in float32
-    _cli(["classroom-dashboard", "create-teacher", "--username", "teacher1", "--password", PASSWORD], env)
-    _cli(["classroom-dashboard", "create-class", "--teacher", "teacher1", "--class-id", "e2e", "--name", "E2E"], env)
-    api_port, dash_port = free_port(), free_port()
-    env["PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"  # join links point at the API's origin
-    procs = [
-        Proc([str(BIN / "classroom-api"), "--port", str(api_port)], tmp_path / "api.log", env),
-        Proc([str(BIN / "classroom-worker")], tmp_path / "worker.log", env),
-        Proc([str(BIN / "classroom-dashboard"), "serve", "--port", str(dash_port)], tmp_path / "dash.log", env),
-    ]
-    api, dashboard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
-    try:
-        wait_until(lambda: http_ok(f"{api}/healthz"), timeout=60, what="the API")
-        wait_until(lambda: http_ok(f"{dashboard}/auth/login"), timeout=60, what="the dashboard")
-        yield {"api": api, "dashboard": dashboard, "env": env, "procs": procs}
-    finally:
-        for proc in procs:
-            proc.stop()
+    with running_stack(tmp_path, env, "e2e", "E2E", PASSWORD) as stack:
+        yield {"api": stack.api, "dashboard": stack.dashboard, "env": stack.env, "procs": stack.procs}
 
 
 def _expected_emotions(frames_dir, manifest) -> list[str | None]:
@@ -88,7 +68,7 @@ def _login(dashboard: str) -> requests.Session:
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     answer = session.post(
         f"{dashboard}/auth/login",
-        data={"username": "teacher1", "password": PASSWORD, "csrf_token": csrf},
+        data={"username": TEACHER, "password": PASSWORD, "csrf_token": csrf},
         timeout=10,
     )
     assert answer.status_code == 200 and "/auth/login" not in answer.url

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from classroom_dashboard import accounts, lessons
 
-from tests.support.frontend import PASSWORD, result, write
+from tests.support.frontend import PASSWORD, browser_login, result, write
 from tests.support.procs import CHROMIUM, CHROMIUM_ARGS, REPO
 
 pytestmark = [
@@ -56,11 +56,7 @@ def test_tile_updates_live_without_reload(server, redis_client, tmp_path):
             page = browser.new_page(viewport={"width": 1280, "height": 760})
             errors = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{server}/classes/7b")  # not logged in: redirected to the login form
-            page.fill("#username", "alice")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{server}/classes/7b")
+            browser_login(page, f"{server}/classes/7b", "alice")  # not logged in: redirected to the login form
 
             expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=10_000)
             tiles = page.locator("#tiles .tile")

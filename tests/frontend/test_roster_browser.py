@@ -14,7 +14,7 @@ import pytest
 from classroom_contract import store, tokens
 from classroom_dashboard import accounts, credentials
 
-from tests.support.frontend import PASSWORD, SECRET_KEY
+from tests.support.frontend import PASSWORD, SECRET_KEY, browser_login
 from tests.support.procs import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
@@ -49,10 +49,7 @@ def test_enrol_then_print_cards_whose_qr_codes_scan_to_each_students_link(server
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.goto(f"{server}/classes/7b/roster")
-            page.fill("#username", "alice")
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
+            browser_login(page, f"{server}/classes/7b/roster", "alice")
             page.fill("#enrol-form input[name=student_id]", "anna")
             page.fill("#enrol-form input[name=display_name]", "Anna K.")
             page.click("#enrol-form button[type=submit]")

@@ -27,38 +27,19 @@ from rq import SimpleWorker
 
 from tests.support.inference import Api, Worker, crops_left, fer_faces, observation, post
 from tests.support.procs import free_port, wait_until
+from tests.support.redis_dump import decompressed, values_of
 
 pytestmark = pytest.mark.slow
 
 
 def _mentions(client: redis.Redis, crop_store: redis.Redis, needle: bytes) -> list[bytes]:
     """Every key of either Redis whose name or content mentions `needle` (RQ payloads decompressed)."""
-    import zlib
-
     found = []
     for source in (client, crop_store):
         for key in source.scan_iter(count=1000):
-            kind = source.type(key)
-            if kind == b"string":
-                parts = [source.get(key) or b""]
-            elif kind == b"hash":
-                parts = [b for kv in source.hgetall(key).items() for b in kv]
-            elif kind in (b"set",):
-                parts = list(source.smembers(key))
-            elif kind == b"zset":
-                parts = [m for m, _ in source.zrange(key, 0, -1, withscores=True)]
-            elif kind == b"list":
-                parts = source.lrange(key, 0, -1)
-            elif kind == b"stream":
-                parts = [b for _, fields in source.xrange(key) for kv in fields.items() for b in kv]
-            else:
-                parts = []
-            for part in [key, *parts]:
-                try:
-                    part = zlib.decompress(part)
-                except zlib.error:
-                    pass
-                if needle in part:
+            for part in [key, *values_of(source, key)]:
+                plain = decompressed(part)
+                if needle in (part if plain is None else plain):
                     found.append(key)
                     break
     return found

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 import requests
@@ -14,38 +13,19 @@ from classroom_contract import store
 from classroom_dashboard.emotion import current_emotion
 
 from tests.support.join import needs_browser
-from tests.support.procs import BIN, REPO, Proc, free_port, http_ok, wait_until
+from tests.support.procs import REPO, wait_until
+from tests.support.stack import TEACHER, running_stack
 
 pytestmark = needs_browser
 PASSWORD = "join-password-123"
-
-
-def _cli(args: list[str], env: dict[str, str]) -> None:
-    done = subprocess.run([str(BIN / args[0]), *args[1:]], env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture
 def school(redis_url, tmp_path, built_page):
     env = {**os.environ, "REDIS_URL": redis_url, "MODEL_DIR": str(REPO / "models" / "emotion")}
     env.update(DASHBOARD_ENV="development", PREDICTOR_BFLOAT16="off", JOIN_PAGE_DIR=str(built_page))
-    _cli(["classroom-dashboard", "create-teacher", "--username", "teacher1", "--password", PASSWORD], env)
-    _cli(["classroom-dashboard", "create-class", "--teacher", "teacher1", "--class-id", "web", "--name", "Web"], env)
-    api_port, dash_port = free_port(), free_port()
-    env["PUBLIC_URL"] = f"http://127.0.0.1:{api_port}"
-    procs = [
-        Proc([str(BIN / "classroom-api"), "--port", str(api_port)], tmp_path / "api.log", env),
-        Proc([str(BIN / "classroom-worker")], tmp_path / "worker.log", env),
-        Proc([str(BIN / "classroom-dashboard"), "serve", "--port", str(dash_port)], tmp_path / "dash.log", env),
-    ]
-    api, dashboard = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dash_port}"
-    try:
-        wait_until(lambda: http_ok(f"{api}/healthz"), timeout=60, what="the API")
-        wait_until(lambda: http_ok(f"{dashboard}/auth/login"), timeout=60, what="the dashboard")
-        yield api, dashboard
-    finally:
-        for proc in procs:
-            proc.stop()
+    with running_stack(tmp_path, env, "web", "Web", PASSWORD) as stack:
+        yield stack.api, stack.dashboard
 
 
 def _csrf(html: str) -> str:
@@ -57,7 +37,7 @@ def test_roster_link_to_page_to_dashboard(school, camera_browser, redis_client):
 
     api, dashboard = school
     teacher = requests.Session()
-    login = {"username": "teacher1", "password": PASSWORD}
+    login = {"username": TEACHER, "password": PASSWORD}
     login["csrf_token"] = _csrf(teacher.get(f"{dashboard}/auth/login", timeout=10).text)
     assert "/auth/login" not in teacher.post(f"{dashboard}/auth/login", data=login, timeout=10).url
     roster = teacher.get(f"{dashboard}/classes/web/roster", timeout=10).text

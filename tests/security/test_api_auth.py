@@ -27,9 +27,8 @@ def api(redis_server, tmp_path_factory):
 
 @pytest.fixture
 def client(redis_server):
-    connection = redis.Redis.from_url(redis_server)
-    yield connection
-    connection.close()
+    with redis.Redis.from_url(redis_server) as connection:
+        yield connection
 
 
 def _absence(**extra) -> dict:

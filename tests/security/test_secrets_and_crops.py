@@ -14,7 +14,6 @@ import base64
 import re
 import secrets
 import urllib.parse
-import zlib
 
 import pytest
 import redis
@@ -33,6 +32,7 @@ from tests.support.inference import (
     worker_done,
 )
 from tests.support.procs import BIN, Proc, free_port, http_ok, wait_until
+from tests.support.redis_dump import decompressed, values_of
 
 pytestmark = pytest.mark.slow
 
@@ -51,28 +51,11 @@ def _redis_dump(client: redis.Redis) -> dict[bytes, bytes]:
     """Every key's content as bytes; RQ job payloads (zlib-compressed pickles) decompressed."""
     dump = {}
     for key in client.scan_iter(count=1000):
-        kind = client.type(key)
-        if kind == b"string":
-            parts = [client.get(key) or b""]
-        elif kind == b"hash":
-            parts = [b for kv in client.hgetall(key).items() for b in kv]
-        elif kind == b"set":
-            parts = list(client.smembers(key))
-        elif kind == b"zset":
-            parts = [m for m, _ in client.zrange(key, 0, -1, withscores=True)]
-        elif kind == b"list":
-            parts = client.lrange(key, 0, -1)
-        elif kind == b"stream":
-            parts = [b for _, fields in client.xrange(key) for kv in fields.items() for b in kv]
-        else:
-            parts = []
         expanded = []
-        for part in parts:
+        for part in values_of(client, key):
             expanded.append(part)
-            try:
-                expanded.append(zlib.decompress(part))
-            except zlib.error:
-                pass
+            if (plain := decompressed(part)) is not None:
+                expanded.append(plain)
         dump[key] = b"\x00".join([key, *expanded])
     return dump
 

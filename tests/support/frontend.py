@@ -59,3 +59,13 @@ def login(client, username: str, password: str = PASSWORD):
     page = client.get("/auth/login")
     token = csrf_from(page.get_data(as_text=True))
     return client.post("/auth/login", data={"username": username, "password": password, "csrf_token": token})
+
+
+def browser_login(page, url: str, username: str, password: str = PASSWORD) -> None:
+    """Open `url` in a Playwright `page` while logged out, sign in on the login form it redirects to,
+    and wait until the dashboard has sent the browser back to `url`."""
+    page.goto(url)
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(url)
