@@ -26,6 +26,7 @@ from classroom_contract import EMOTIONS, SIGNATURE, keys, store
 from classroom_dashboard.emotion import current_emotion
 from classroom_inference.versions import resolve_version
 
+from tests.support.frontend import csrf_from
 from tests.support.inference import crops_left
 from tests.support.procs import BIN, REPO, wait_until
 from tests.support.stack import TEACHER, running_stack
@@ -65,7 +66,7 @@ def _expected_emotions(frames_dir, manifest) -> list[str | None]:
 def _login(dashboard: str) -> requests.Session:
     session = requests.Session()
     page = session.get(f"{dashboard}/auth/login", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    csrf = csrf_from(page)
     answer = session.post(
         f"{dashboard}/auth/login",
         data={"username": TEACHER, "password": PASSWORD, "csrf_token": csrf},
@@ -84,7 +85,7 @@ def test_faces_in_frames_reach_the_teacher_with_the_models_emotions(system, tmp_
 
     session = _login(system["dashboard"])
     roster = session.get(f"{system['dashboard']}/classes/e2e/roster", timeout=10).text
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', roster).group(1)
+    csrf = csrf_from(roster)
     form = {"csrf_token": csrf, "student_id": "alice", "display_name": "Alice"}
     assert session.post(f"{system['dashboard']}/classes/e2e/roster", data=form, timeout=10).status_code == 200
     roster = session.get(f"{system['dashboard']}/classes/e2e/roster", timeout=10).text

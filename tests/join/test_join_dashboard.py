@@ -12,6 +12,7 @@ import requests
 from classroom_contract import store
 from classroom_dashboard.emotion import current_emotion
 
+from tests.support.frontend import csrf_from
 from tests.support.join import needs_browser
 from tests.support.procs import REPO, wait_until
 from tests.support.stack import TEACHER, running_stack
@@ -28,20 +29,16 @@ def school(redis_url, tmp_path, built_page):
         yield stack.api, stack.dashboard
 
 
-def _csrf(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
-
-
 def test_roster_link_to_page_to_dashboard(school, camera_browser, redis_client):
     from playwright.sync_api import expect
 
     api, dashboard = school
     teacher = requests.Session()
     login = {"username": TEACHER, "password": PASSWORD}
-    login["csrf_token"] = _csrf(teacher.get(f"{dashboard}/auth/login", timeout=10).text)
+    login["csrf_token"] = csrf_from(teacher.get(f"{dashboard}/auth/login", timeout=10).text)
     assert "/auth/login" not in teacher.post(f"{dashboard}/auth/login", data=login, timeout=10).url
     roster = teacher.get(f"{dashboard}/classes/web/roster", timeout=10).text
-    form = {"csrf_token": _csrf(roster), "student_id": "cleo", "display_name": "Cleo M."}
+    form = {"csrf_token": csrf_from(roster), "student_id": "cleo", "display_name": "Cleo M."}
     assert teacher.post(f"{dashboard}/classes/web/roster", data=form, timeout=10).status_code == 200
     roster = teacher.get(f"{dashboard}/classes/web/roster", timeout=10).text
     join_link = re.search(r'<a class="join-link" href="([^"]+)"', roster).group(1)
