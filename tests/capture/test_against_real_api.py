@@ -211,7 +211,10 @@ def test_sigterm_mid_send_then_restart_loses_nothing_and_doubles_nothing(api, fr
     those ids and the server must answer them as duplicates."""
     folder, manifest = frames
     outbox = witnessed_outbox(tmp_path)
-    agent = Proc(agent_args(api.url, folder, tmp_path, "--rate", "8"), tmp_path / "agent-1.log")
+    # 3 frames/s: the 32 frames take about 11 s, so observations are still coming when the API is
+    # frozen. At 8/s (4 s) a slow first answer on a loaded machine let the agent send the rest in one
+    # more POST before the freeze, and no POST was ever in flight (seen in a clean-clone CI run).
+    agent = Proc(agent_args(api.url, folder, tmp_path, "--rate", "3"), tmp_path / "agent-1.log")
     try:
         wait_until(lambda: len(seen_ids(redis_client)) >= 2, timeout=30, what="a first delivery to the real API")
         api.proc.signal(signal.SIGSTOP)  # the API hangs: the next POST stays in flight
