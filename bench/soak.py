@@ -833,8 +833,9 @@ class Soak:
             for worker in workers:  # crops pile up for a moment, as under a burst
                 worker.proc.signal(signal.SIGSTOP)
             self.faults_stop.wait(min(3.0, down_s))
-            fault.details["crop_keys_lost"] = sum(1 for _ in crops.scan_iter(match=keys.crops("*"), count=1000))
-            fault.details["crops_lost"] = sum(crops.hlen(k) for k in crops.scan_iter(match=keys.crops("*")))
+            waiting = set(crops.scan_iter(match=keys.crops("*"), count=1000))
+            fault.details["crop_keys_lost"] = len(waiting)
+            fault.details["crops_lost"] = sum(crops.hlen(k) for k in waiting)
             pid = service.proc.popen.pid
             code = service.stop(30)
             fault.details.update(pid=pid, returncode=code, down_s=down_s)
@@ -842,7 +843,10 @@ class Soak:
             service.start()
             self.stack.planned_restart(service, f"SIGTERM, down {down_s:.0f}s, started again empty")
             fault.details["new_pid"] = service.proc.popen.pid
-            fault.details["dbsize_after"] = crops.dbsize()
+            # Which of the crops waiting before the restart came back (a persisting crop store). Not
+            # "is it empty": the API may already have parked a new batch (a new batch id) by now.
+            back = waiting & set(crops.scan_iter(match=keys.crops("*"), count=1000))
+            fault.details["crop_keys_back_after"] = len(back)
         finally:
             for worker in workers:
                 worker.proc.signal(signal.SIGCONT)
