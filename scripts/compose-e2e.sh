@@ -61,7 +61,11 @@ docker compose --profile monitoring build -q
 # gRPC server (official protos) on the inference image, tagged as the compose file names it.
 tfs_image=$(awk '/image: *tensorflow\/serving:/{print $2; exit}' docker-compose.yml)
 inference_image=$(docker compose config --images | grep '^classroom/inference:' | head -1)
-if ! docker image inspect "$tfs_image" >/dev/null 2>&1 && ! timeout 30 docker pull -q "$tfs_image" >/dev/null 2>&1; then
+# A stand-in left by an earlier run is rebuilt (layer cache: seconds), so it always runs this
+# checkout's server on this checkout's inference image; a real image pulled once is kept.
+standin_label=$(docker image inspect -f '{{index .Config.Labels "classroom.stand-in"}}' "$tfs_image" 2>/dev/null || true)
+if [ -n "$standin_label" ] || { ! docker image inspect "$tfs_image" >/dev/null 2>&1 &&
+  ! timeout 30 docker pull -q "$tfs_image" >/dev/null 2>&1; }; then
   step "cannot pull $tfs_image: building its stand-in (tests/support/tfserving_server.py)"
   ctx=$W/tfserving-standin
   rm -rf "$ctx" && mkdir -p "$ctx"

@@ -413,7 +413,8 @@ def join_page_assets_through_the_proxy(proxy: Proxy) -> dict[str, int]:
 def fake_camera(path: Path) -> Path:
     """10 s of a webcam (FER2013 faces placed in frames) for Chromium's fake capture device."""
     from classroom_capture.synthetic import FrameMaker, load_fer_faces
-    from join.test_join_page import FPS, write_y4m
+
+    from tests.support.join import FPS, write_y4m
 
     maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
     write_y4m(path, [maker.next().image for _ in range(10 * FPS)])
@@ -427,7 +428,8 @@ def test_join_page_is_served_through_the_proxy_and_a_student_joins_from_our_orig
     every request to any other origin is blocked (none is made)."""
     from classroom_contract import store
     from playwright.sync_api import expect, sync_playwright
-    from procs import CHROMIUM_ARGS
+
+    from tests.support.procs import CHROMIUM_ARGS
 
     sizes = join_page_assets_through_the_proxy(stack["proxy"])
     progress(f"/join through the proxy: page, bundle, weights and .wasm from this origin {sizes}")
