@@ -383,6 +383,8 @@ def join_page_assets_through_the_proxy(proxy: Proxy) -> dict[str, int]:
     assert page.status == 200, (page.status, page.data[:300])
     assert page.headers["Content-Type"].startswith("text/html")
     csp = page.headers["Content-Security-Policy"]
+    # the page's own policy, not the proxy's default: the URL carries the student's credential
+    assert page.headers["Referrer-Policy"] == "no-referrer", page.headers["Referrer-Policy"]
     assert "default-src 'none'" in csp and "script-src 'self'" in csp and "connect-src 'self'" in csp, csp
     links = re.findall(r'(?:src|href)="([^"]+)"', page.data.decode())
     assert "join/assets/join.js" in links and not [u for u in links if re.match(r"[a-z]+:|/", u)], links

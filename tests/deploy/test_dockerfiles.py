@@ -362,3 +362,20 @@ def test_images_install_only_hash_locked_third_party_wheels(dockerfile):
             name, version = dep.split(";")[0].strip().split("==")
             name = re.sub(r"[-_.]+", "-", name.split("[")[0]).lower()
             assert normal.get(name) == version, f"{lock_path}: {name} must be locked at {version} (rerun the lock)"
+
+
+def test_the_capture_images_example_command_is_one_the_demo_accepts():
+    """The Dockerfile's `docker run ... classroom-demo ...` example parses with classroom-demo's own
+    options (it passed `--token`, an option the demo never had: it takes a credentials file)."""
+    import shlex
+
+    from classroom_capture.demo import _demo_parser
+
+    lines = iter((REPO / "services" / "capture" / "Dockerfile").read_text().splitlines())
+    command = next(line for line in lines if "docker run" in line)
+    while command.endswith("\\"):  # its continuation lines
+        command = command.removesuffix("\\") + next(lines).lstrip("#")
+    words = shlex.split(command.lstrip("# "))
+    args = words[words.index("classroom-demo") + 1 :]
+    parsed = _demo_parser().parse_args(args)  # an unknown option exits (SystemExit 2): the test fails
+    assert parsed.server and parsed.credentials, args

@@ -138,6 +138,25 @@ def test_api_errors_are_one_json_shape(app, alice):
         assert (response.status_code, response.json) == (status, {"detail": detail}), response.get_data(as_text=True)
 
 
+def test_an_unexpected_error_answers_in_the_same_shapes(redis_url):
+    """A bug in a view: JSON {"detail": ...} under /api/, the dashboard's error page elsewhere (it
+    was Flask's bare HTML for both)."""
+    from classroom_dashboard import create_app
+
+    def broken():
+        raise RuntimeError("a bug")
+
+    # as in production (not TESTING, which re-raises instead of answering)
+    app = create_app({"SECRET_KEY": "t", "REDIS_URL": redis_url, "PROPAGATE_EXCEPTIONS": False})
+    app.add_url_rule("/api/broken", "api_broken", broken)
+    app.add_url_rule("/broken", "page_broken", broken)
+    api, page = app.test_client().get("/api/broken"), app.test_client().get("/broken")
+    assert (api.status_code, api.json) == (500, {"detail": "Internal error"})
+    assert page.status_code == 500 and "<title>" in page.get_data(as_text=True)
+    assert "Internal error" in page.get_data(as_text=True)
+    assert "a bug" not in api.get_data(as_text=True) + page.get_data(as_text=True)
+
+
 def test_throttle_uses_the_client_address_behind_a_trusted_proxy(redis_url, classes):
     from classroom_dashboard import create_app
 

@@ -8,7 +8,8 @@ import pytest
 import redis
 from classroom_inference import ratelimit
 
-from tests.support.inference import Api, fer_faces, get, new_class, observation, post
+from tests.support.inference import Api, fer_faces, get, new_class, observation, post, service_env
+from tests.support.procs import PYTHON, Proc, free_port, http_ok, wait_until
 
 
 @pytest.fixture
@@ -99,3 +100,35 @@ def test_redis_out_of_memory_is_503(tmp_path):
     finally:
         api.stop()
         server.stop()
+
+
+BROKEN_API = """
+import uvicorn
+from classroom_inference.api.app import create_app
+from classroom_inference.settings import Settings
+
+def broken():
+    raise RuntimeError("a bug")
+
+app = create_app()
+app.add_api_route("/v1/broken", broken)
+settings = Settings()
+uvicorn.run(app, host="127.0.0.1", port=settings.api_port, log_level="info")
+"""
+
+
+def test_an_unexpected_error_is_json_in_the_one_shape(redis_url, tmp_path):
+    """The real API app with one extra route that raises, served by uvicorn: the answer is JSON
+    {"detail": "internal error"} (it was Starlette's plain-text "Internal Server Error"), the
+    traceback is in the log and never in the answer."""
+    port = free_port()
+    env = service_env(redis_url, api_port=port)
+    proc = Proc([PYTHON, "-c", BROKEN_API], tmp_path / "api.log", env=env)
+    try:
+        wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=30, what="the API")
+        answer = get(f"http://127.0.0.1:{port}/v1/broken")  # old code: plain text, not JSON (raises)
+        assert (answer.status, answer.body) == (500, {"detail": "internal error"})
+        assert answer.headers["content-type"] == "application/json"
+        wait_until(lambda: "RuntimeError: a bug" in proc.output(), what="the traceback in the log")
+    finally:
+        proc.stop()

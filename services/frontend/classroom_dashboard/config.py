@@ -110,7 +110,6 @@ def from_env(env: Mapping[str, str] | None = None) -> dict:
     if env.get("TRUSTED_PROXIES"):
         raise ConfigError("TRUSTED_PROXIES was renamed TRUSTED_PROXY_HOPS: set that instead (same meaning).")
     return {
-        "DEVELOPMENT": development,
         "SECRET_KEY": secret,
         "REDIS_URL": redis_url(env),
         # The crop store (memory-only Redis of the queued crops): erasing a student deletes theirs there.

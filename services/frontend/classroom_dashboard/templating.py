@@ -106,6 +106,7 @@ def init_app(app: Flask) -> None:
         (403, "Not your class"),
         (404, "Not found"),
         (405, "Method not allowed"),
+        (500, "Internal error"),  # a bug: Flask logs the traceback; the answer keeps the one shape
     ):
         app.register_error_handler(code, _error(code, title))
     app.register_error_handler(redis.ConnectionError, _redis_down)

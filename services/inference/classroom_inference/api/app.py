@@ -53,6 +53,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.exception("redis error during %s %s", request.method, request.url.path, exc_info=exc)
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """A bug answers in the one error shape too (README "Error answers"), not as plain text;
+        the traceback goes to the log (Starlette re-raises it to the server after this answer)."""
+        return JSONResponse({"detail": "internal error"}, status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         """400 when the body is not JSON at all (as the API docs promise), else 422 naming each
