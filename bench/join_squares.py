@@ -154,6 +154,36 @@ def report_jitter(model, found: Found, agent_square, page_square) -> None:
               f"{np.mean(e['page'] == e['truth']):.1%} |")  # fmt: skip
 
 
+def split_blends(cal: Found) -> dict:
+    """The page's square with separate landmark weights for its centre and its side (calibrated on `cal`)."""
+    page_box = calibrate_box(cal.truth, cal.page_box)
+    page_marks = calibrate_marks(cal.truth, cal.page_marks)
+
+    def square(f: Found, centre_weight: float, side_weight: float) -> np.ndarray:
+        box, marks = box_square(f.page_box, *page_box), marks_square(f.page_marks, *page_marks)
+        out = centre_weight * marks + (1 - centre_weight) * box
+        out[:, 2] = side_weight * marks[:, 2] + (1 - side_weight) * box[:, 2]
+        return out
+
+    return {
+        f"centre {wc} / side {ws}": (lambda f, wc=wc, ws=ws: square(f, wc, ws))
+        for wc in (0.3, 0.5, 0.7, 1.0)
+        for ws in (0.0, 0.3, 0.7)
+    }
+
+
+def report_split(model, sets: dict[str, Found], agent_today, page_splits: dict) -> None:
+    """Parity of today's agent square with the page's split-weight squares, per set of faces."""
+    print("\nparity with today's agent square, the page's square with separate landmark weights (re-calibrated):")
+    print("| page square | " + " | ".join(sets) + " |")
+    print("| --- " * (len(sets) + 1) + "|")
+    agent = {name: emotions(model, f, agent_today(f)) for name, f in sets.items()}
+    rows = {"today (detect.js: 0.7 / 0.7)": lambda f: f.page_square, **page_splits}
+    for label, make in rows.items():
+        cells = [f"{np.mean(emotions(model, f, make(f)) == agent[name]):.1%}" for name, f in sets.items()]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def candidates(cal: Found) -> tuple[dict, dict]:
     """The agent's and the page's candidate squares as functions of a Found, calibrated on `cal`."""
     yunet_scale = make_detector("yunet").geometry.scale
@@ -234,7 +264,10 @@ def main() -> None:
     agent, page = candidates(cal)
     report(model, cal, agent, page, f"calibration faces (seed {args.calibration_seed})")
     report(model, evaluation, agent, page, f"evaluation faces (seeds {args.evaluation_seeds}, unseen)")
-    report_jitter(model, evaluation, next(iter(agent.values()))(evaluation), evaluation.page_square)
+    agent_today = next(iter(agent.values()))
+    sets = {f"seed {args.calibration_seed}": cal, f"seeds {args.evaluation_seeds}": evaluation}
+    report_split(model, sets, agent_today, split_blends(cal))
+    report_jitter(model, evaluation, agent_today(evaluation), evaluation.page_square)
 
 
 if __name__ == "__main__":
