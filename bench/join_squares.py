@@ -8,7 +8,10 @@ Per candidate square, on the evaluation faces found by both (the page in Debian'
 Chromium with its own settings, the agent's YuNet): median |error| against the placed box (centre x,
 y, side, px), the served model's emotion on that crop = on the placed box's own crop ("truth"),
 and = on the other side's crop ("parity"). Crops are cut in Python with `crop_face()` (the page's
-crop.js equals it to <= 0.1 grey level). `--cache DIR` keeps the detections (the slow part) per seed.
+crop.js equals it to <= 0.1 grey level). Then: the page's square with separate landmark weights for
+its centre and its side, against today's agent square; and today's squares with the model's answer
+averaged over shifted and mirrored copies of each crop. `--cache DIR` keeps the detections (the slow
+part) per seed and count. Figures: services/capture-web/README.md, "Parity with the Python agent".
 """
 
 from __future__ import annotations
