@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from classroom_capture.cvsetup import cv2
 from classroom_capture.detector import CropGeometry, Face, analyse, crop_face, make_detector
-from classroom_capture.synthetic import FrameMaker, load_fer_faces
+from classroom_capture.synthetic import FrameMaker, SyntheticFrame, load_fer_faces
 
 from bench.browser_detectors import ARGS, CHROMIUM, _hit, build, serve
 
@@ -30,8 +30,9 @@ SHIFTS = {"x+1px": (1, 0, 1.0), "x+2px": (2, 0, 1.0), "y+1px": (0, 1, 1.0), "y+2
           "side*1.04": (0, 0, 1.04), "side*0.96": (0, 0, 0.96)}  # fmt: skip
 
 
-def faces_of_both(count: int, seed: int) -> list[tuple[np.ndarray, dict, Face]]:
-    """(frame, the page's largest face and square, YuNet's face) where both found the placed face."""
+def faces_of_both(count: int, seed: int) -> list[tuple[int, SyntheticFrame, dict, Face]]:
+    """(index, frame, the page's largest face and square, YuNet's face) of the `count` placed faces of
+    `seed` where both found the placed face."""
     from playwright.sync_api import sync_playwright
 
     yunet, out = make_detector("yunet"), []
@@ -54,7 +55,7 @@ def faces_of_both(count: int, seed: int) -> list[tuple[np.ndarray, dict, Face]]:
             if result["square"] and facts.face and _hit(frame.box, [facts.face.box]):
                 largest = max(result["faces"], key=lambda f: f["box"][2] * f["box"][3])
                 if _hit(frame.box, [largest["box"]]):
-                    out.append((frame.image, {**largest, "square": result["square"]}, facts.face))
+                    out.append((i, frame, {**largest, "square": result["square"]}, facts.face))
         browser.close()
         server.shutdown()
     return out
@@ -79,7 +80,7 @@ def main() -> None:
     from classroom_inference.versions import resolve_version
 
     model = LocalPredictor(resolve_version(REPO / "models" / "emotion"))
-    both = faces_of_both(args.faces, args.seed)
+    both = [(frame.image, js, yf) for _, frame, js, yf in faces_of_both(args.faces, args.seed)]
 
     def emotions(squares) -> np.ndarray:
         crops = [
