@@ -157,6 +157,30 @@ def report_jitter(model, found: Found, agent_square, page_square) -> None:
               f"{np.mean(e['page'] == e['truth']):.1%} |")  # fmt: skip
 
 
+#: The dashboard's EMOTION_MIN_CONFIDENCE default (classroom_dashboard/config.py): below it a
+#: student's emotion shows as "uncertain".
+MIN_CONFIDENCE = 0.5
+
+
+def report_confidence(model, found: Found, agent_square, page_square) -> None:
+    """Today's squares: parity where the served (calibrated) model is sure of itself and where not.
+
+    Why: a face the model is unsure about flips with any pixel of framing; the dashboard shows
+    such a face's emotion as "uncertain" (below MIN_CONFIDENCE) when its window mean stays low.
+    """
+    agent = model.predict(crops_of(found, agent_square))
+    page = model.predict(crops_of(found, page_square))
+    same = agent.argmax(1) == page.argmax(1)
+    both = (agent.max(1) >= MIN_CONFIDENCE) & (page.max(1) >= MIN_CONFIDENCE)
+    either = (agent.max(1) < MIN_CONFIDENCE) | (page.max(1) < MIN_CONFIDENCE)
+    print(f"\ntoday's squares, parity by the served model's confidence (top probability, {MIN_CONFIDENCE}):")
+    print("| faces | share | agent = page |")
+    print("| --- | --- | --- |")
+    for name, mask in (("all", np.ones_like(same)), (f"both sides >= {MIN_CONFIDENCE}", both),
+                       (f"either side < {MIN_CONFIDENCE}", either)):  # fmt: skip
+        print(f"| {name} | {mask.mean():.1%} ({mask.sum()}) | {same[mask].mean():.1%} |")
+
+
 def split_blends(cal: Found) -> dict:
     """The page's square with separate landmark weights for its centre and its side (calibrated on `cal`)."""
     page_box = calibrate_box(cal.truth, cal.page_box)
@@ -271,6 +295,7 @@ def main() -> None:
     sets = {f"seed {args.calibration_seed}": cal, f"seeds {args.evaluation_seeds}": evaluation}
     report_split(model, sets, agent_today, split_blends(cal))
     report_jitter(model, evaluation, agent_today(evaluation), evaluation.page_square)
+    report_confidence(model, evaluation, agent_today(evaluation), evaluation.page_square)
 
 
 if __name__ == "__main__":

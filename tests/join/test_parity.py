@@ -8,6 +8,8 @@ printed; the floors are what was measured on this machine less a margin.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 from classroom_capture.cvsetup import cv2
@@ -73,17 +75,23 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
             crops_py.append(facts.crop)
             crops_js.append(np.array(result["crop"], dtype=np.uint8).reshape(48, 48))
     page.close()
-    emotions_py = local_predictor.predict(np.stack(crops_py)).argmax(axis=1)
-    emotions_js = local_predictor.predict(np.stack(crops_js)).argmax(axis=1)
+    probabilities_py, probabilities_js = (local_predictor.predict(np.stack(c)) for c in (crops_py, crops_js))
+    emotions_py, emotions_js = probabilities_py.argmax(axis=1), probabilities_js.argmax(axis=1)
     agree = float(np.mean(emotions_py == emotions_js))
+    # Where the served (calibrated) model is sure on both sides, i.e. at or above the dashboard's
+    # "uncertain" threshold (EMOTION_MIN_CONFIDENCE, 0.5): most disagreements are faces it is unsure of
+    sure = np.minimum(probabilities_py.max(axis=1), probabilities_js.max(axis=1)) >= 0.5
+    agree_sure = float(np.mean(emotions_py[sure] == emotions_js[sure]))
     print(
         f"placed FER faces: browser found {browser_found}/{FACES}, python (yunet) {python_found}/{FACES}; "
-        f"both {both}, same face {same_face}/{both}; same emotion {agree:.1%} "
-        f"({dict(zip(*np.unique([EMOTIONS[i] for i in emotions_js], return_counts=True), strict=True))}); "
+        f"both {both}, same face {same_face}/{both}; same emotion {agree:.1%}, {agree_sure:.1%} of the "
+        f"{sure.sum()} both sides are sure of (top probability >= 0.5) "
+        f"({dict(Counter(EMOTIONS[i] for i in emotions_js))}); "
         f"false alarms on {EMPTY} empty frames: {false_alarms}; crop port error <= {max(port_error):.2f} grey levels"
     )
     assert max(port_error) < 1.0, max(port_error)  # grey levels, mean over the crop
     assert false_alarms == 0
     assert browser_found >= 0.75 * FACES
     assert same_face == both
-    assert agree >= 0.85  # the issue asks 0.95: not reached, see services/capture-web/README.md
+    assert agree >= 0.85  # the issue asks 0.95: not reached (91.8%), see services/capture-web/README.md
+    assert agree_sure >= 0.93  # measured 95.1% (78 of 82 faces; bench.join_squares: 97.1% of 510 others)
