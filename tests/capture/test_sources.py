@@ -70,6 +70,14 @@ def test_consent_states_what_is_sent_and_needs_an_explicit_yes(tmp_path):
     assert not ask_consent(text, io.StringIO("yes\n"), io.StringIO())  # not a terminal: no consent
 
 
+def test_consent_names_head_angles_only_for_detectors_that_measure_them(tmp_path):
+    def text(detector):
+        return consent_text("https://class.example", "alice", 2.0, detector, tmp_path / "o", tmp_path / "P")
+
+    assert "head angle" in text("yunet-cv")
+    assert "head angle" not in text("haar")
+
+
 def test_pause_control_toggles_a_file(tmp_path):
     pause = PauseControl(tmp_path / "sub" / "PAUSED")
     assert not pause.is_paused()

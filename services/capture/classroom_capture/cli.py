@@ -90,10 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--detector",
-        choices=["auto", "yunet", "haar"],
+        choices=["auto", "yunet", "yunet-cv", "haar"],
         default="auto",
-        help="face detector: yunet (default; finds more faces, gives head angles) or haar "
-        "(fallback where yuface has no wheel)",
+        help="face detector: yunet (default; finds more faces, gives head angles), yunet-cv (the same "
+        "YuNet through OpenCV, used where yuface has no wheel) or haar (last resort)",
     )
     p.add_argument(
         "--consent", action="store_true", help="managed installs: the student has already agreed; do not ask"

@@ -75,7 +75,10 @@ def start_key_listener(pause: PauseControl, quit_: Callable[[], None], stream: T
 
 
 def consent_text(server: str, student_id: str, rate: float, detector: str, outbox: Path, pause_file: Path) -> str:
-    pose = " and a rough head angle (yaw/pitch, in degrees)" if detector == "yunet" else ""
+    from classroom_capture.detector import DETECTORS, Detector
+
+    landmarks = DETECTORS.get(detector, Detector).gives_landmarks
+    pose = " and a rough head angle (yaw/pitch, in degrees)" if landmarks else ""
     return f"""\
 Classroom capture: what this program does with your webcam
   * It looks at your webcam {rate:g} time(s) per second, ON THIS LAPTOP.

