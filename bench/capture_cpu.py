@@ -134,7 +134,7 @@ def main() -> int:
     source = f"{len(real)} frames of {args.video.name} (letterboxed 640x480)" if real else "synthetic frames"
     print(f"cpu: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS=1 for yuface")
     print(f"timed on {source}; synthetic: {len(scenes)} frames with one placed FER face each\n")
-    names = ["haar"] + (["yunet"] if yunet_available() else [])
+    names = ["haar"] + (["yunet"] if yunet_available() else []) + ["yunet-cv"]
     widths = [int(w) for w in args.work_widths.split(",")]
     sys.stdout.flush()
     print(f"{'detector':9} {'input':>6} {'ms/frame p50':>13} {'p90':>7} {'faces (video)':>14} {'FER faces found':>16}")
@@ -162,7 +162,7 @@ def main() -> int:
         )
         for name in names:
             percent = agent_cpu(name, folder, args.seconds, args.rate, url, workdir)
-            print(f"  {name:6} {percent:5.1f}% of one core", flush=True)
+            print(f"  {name:8} {percent:5.1f}% of one core", flush=True)
     server.shutdown()
     return 0
 
