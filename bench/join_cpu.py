@@ -1,12 +1,15 @@
 """CPU of a student's capturing tab: the /join page in Debian's headless Chromium with a fake camera
 (FER faces placed in 640x480 frames), sampling at --rate, against a real API on 127.0.0.1.
 
-    python -m bench.join_cpu [--rate 2] [--seconds 30]
+    python -m bench.join_cpu [--rate 2] [--seconds 30] [--camera-fps 4]
 
 CPU% = user+system time of ALL of Chromium's processes (browser, renderer, GPU/utility) read from
 /proc over --seconds, divided by wall time: % of one core. Measured twice: the consent page open
 (camera off: the browser's own idle cost) and sharing. Also the page's own detection time per
-frame (median). Needs the built page (services/capture-web/dist) and redis-server.
+frame (median) and where a sample's time goes (the page's window.joinTimings: ms per sample and step,
+in the page's thread, wall time). --camera-fps: the fake camera's frame rate (the tests' 4 by
+default; a laptop's camera gives 30, which shows what the page's frame-rate request saves). Set
+JOIN_PAGE_DIR to measure another build of the page. Needs the built page (services/capture-web/dist) and redis-server.
 """
 
 from __future__ import annotations
@@ -76,6 +79,16 @@ def measure(seconds: float) -> float:
     return 100 * (chromium_cpu_seconds() - before) / (time.monotonic() - start)
 
 
+def step_means(before: dict, after: dict) -> dict[str, tuple[float, int]]:
+    """Mean ms per call of each step of the page's window.joinTimings between two reads, and the calls."""
+    means = {}
+    for step, total in after.items():
+        count = total["count"] - before.get(step, {}).get("count", 0)
+        if count:
+            means[step] = ((total["ms"] - before.get(step, {}).get("ms", 0.0)) / count, count)
+    return means
+
+
 def main() -> None:
     import redis
     from playwright.sync_api import sync_playwright
@@ -83,6 +96,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--camera-fps", type=int, default=FPS)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     redis_port, api_port = free_port(), free_port()
@@ -101,8 +115,9 @@ def main() -> None:
     api = Proc([str(BIN / "classroom-api")], tmp / "api.log", env=env)
     base = f"http://127.0.0.1:{api_port}"
     camera = tmp / "camera.y4m"
-    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=FPS, fixed_scene=True)
-    write_y4m(camera, [maker.next().image for _ in range(10 * FPS)])
+    fps = args.camera_fps
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=fps, fixed_scene=True)
+    write_y4m(camera, [maker.next().image for _ in range(10 * fps)], fps)
     try:
         wait_until(lambda: http_ok(base + "/healthz"), timeout=60, what="the API")
         with sync_playwright() as p:
@@ -120,12 +135,14 @@ def main() -> None:
             detect_ms = []
             start = time.monotonic()
             before = chromium_cpu_by_type()
+            steps_before = page.evaluate("window.joinTimings || {}")
             while time.monotonic() - start < args.seconds:
                 time.sleep(POLL_S)  # each look costs the browser CPU too: a few looks, not one a sample
                 value = page.evaluate("document.body.dataset.detectMs")
                 if value:
                     detect_ms.append(float(value))
             after, elapsed = chromium_cpu_by_type(), time.monotonic() - start
+            steps = step_means(steps_before, page.evaluate("window.joinTimings || {}"))
             parts = {k: 100 * (v - before.get(k, 0.0)) / elapsed for k, v in after.items()}
             sharing = sum(parts.values())
             sent = page.locator("#sent").inner_text()
@@ -138,8 +155,14 @@ def main() -> None:
         f"rate {args.rate}/s: Chromium (all processes) {sharing:.1f}% of one core while sharing, "
         f"{idle:.1f}% on the consent page; detection {statistics.median(detect_ms):.1f} ms/frame (median); "
         f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
-        "by process: " + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+        "by process: "
+        + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
+        + f"; camera {args.camera_fps} frames/s"
     )
+    if steps:
+        print(
+            "page, ms per call (calls in the run): " + ", ".join(f"{k} {ms:.1f} ({n})" for k, (ms, n) in steps.items())
+        )
 
 
 if __name__ == "__main__":

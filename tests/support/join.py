@@ -22,11 +22,11 @@ needs_browser = [
 FPS = 4
 
 
-def write_y4m(path, frames) -> None:
-    """An uncompressed Y4M (4:2:0) Chromium's fake camera plays in a loop."""
+def write_y4m(path, frames, fps: int = FPS) -> None:
+    """An uncompressed Y4M (4:2:0) Chromium's fake camera plays in a loop, at `fps` frames a second."""
     height, width = frames[0].shape[:2]
     with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{width} H{height} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
         for frame in frames:
             out.write(b"FRAME\n")
             out.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())

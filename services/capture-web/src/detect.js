@@ -4,6 +4,7 @@
 // by the class server under /join/assets/: nothing is downloaded from anywhere else.
 import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import { cropFace, cropWindow, toGrayWindow } from "./crop.js";
+import { timeMethod, timed } from "./timings.js";
 
 /** The crop square, calibrated like the Python agent's detectors on FER faces placed in frames
  * (bench/browser_detectors.py, 200 faces, medians against the placed FER box):
@@ -57,6 +58,8 @@ export async function loadDetector(assets) {
   useThinConcat(faceapi.tf);
   await faceapi.nets.tinyFaceDetector.loadFromUri(`${assets}/model`);
   await faceapi.nets.faceLandmark68TinyNet.loadFromUri(`${assets}/model`);
+  timeMethod(faceapi.nets.tinyFaceDetector, "locateFaces", "detector"); // for bench/join_cpu.py
+  timeMethod(faceapi.nets.faceLandmark68TinyNet, "detectLandmarks", "landmarks");
   return faceapi.tf.getBackend();
 }
 
@@ -141,9 +144,13 @@ function downscaled(input) {
 
 /** Faces in `input` (canvas or video), in its pixels: [{box: [x, y, w, h], score, landmarks: five [x, y]}]. */
 export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
+  const started = performance.now();
   const [image, factor] = downscaled(input);
+  timed("downscale", started);
   const options = new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold });
+  const detecting = performance.now();
   const found = await faceapi.detectAllFaces(image, options).withFaceLandmarks(true);
+  timed("face-api", detecting);
   const up = (v) => v / factor;
   return found.map((r) => {
     const b = r.detection.box;
@@ -163,6 +170,7 @@ let gray = new Uint8Array(0);
  * WORK_WIDTH, and only the crop's window is read back at full resolution and made grey. */
 export async function analyseFrame(frame, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
   const faces = await detectFaces(frame, inputSize, scoreThreshold);
+  const started = performance.now();
   if (!faces.length) return { faces, student: null, square: null, crop: null };
   const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
   const square = cropSquare(student);
@@ -174,5 +182,7 @@ export async function analyseFrame(frame, inputSize = INPUT_SIZE, scoreThreshold
   context.drawImage(frame, x0, y0, x1 - x0, y1 - y0, 0, 0, x1 - x0, y1 - y0);
   if (gray.length !== width * height) gray = new Uint8Array(width * height);
   toGrayWindow(context.getImageData(0, 0, x1 - x0, y1 - y0).data, gray, width, [x0, y0, x1, y1]);
-  return { faces, student, square, crop: cropFace(gray, width, height, square, IDENTITY) };
+  const crop = cropFace(gray, width, height, square, IDENTITY);
+  timed("crop", started);
+  return { faces, student, square, crop };
 }

@@ -6,6 +6,7 @@ import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector } from "./detect.js";
 import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
+import { timed } from "./timings.js";
 
 // Relative: the page works under a path prefix too (PUBLIC_URL/prefix/join).
 const ASSETS = "join/assets";
@@ -122,6 +123,7 @@ async function sample() {
   const capturedAt = Date.now() / 1000;
   const started = performance.now();
   const grabbed = grabFrame(video);
+  timed("grab", started);
   let analysed;
   try {
     analysed = await analyseFrame(grabbed.frame);
@@ -130,6 +132,7 @@ async function sample() {
   }
   const { faces, student, crop } = analysed;
   document.body.dataset.detectMs = (performance.now() - started).toFixed(1); // read by bench/join_cpu.py
+  const queued = performance.now();
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
   if (student) {
     observation.crop = encodeCrop(crop);
@@ -137,6 +140,8 @@ async function sample() {
   }
   if (!state.sharing) return; // paused while detecting: this sample is discarded
   await state.outbox.put(ownerKey(), observation);
+  timed("encode+outbox", queued);
+  timed("sample", started);
   setText("face", faces.length ? "yes" : "no");
 }
 
@@ -163,7 +168,9 @@ function scheduleSampling() {
 async function deliver() {
   for (let rounds = 1; ; rounds += 1) {
     let wait = 1;
+    const started = performance.now();
     if (state.sharing && !state.sender.stopped) wait = await state.sender.round();
+    timed("send", started);
     if (wait === null) {
       await pause(); // the credential was revoked: nothing more can be sent with it
       $("toggle").disabled = true;
