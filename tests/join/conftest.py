@@ -75,18 +75,35 @@ def chromium(playwright):
     browser.close()
 
 
-@pytest.fixture
-def camera_browser(playwright, camera):
-    """Chromium whose camera plays `camera` (a Y4M file) and grants access without asking."""
-    browser = playwright.chromium.launch(
+def _launch_with_camera(playwright, video: Path):
+    """Chromium whose camera plays `video` (a Y4M file) and grants access without asking."""
+    return playwright.chromium.launch(
         executable_path=CHROMIUM,
         args=[
             *CHROMIUM_ARGS,
             "--use-fake-device-for-media-stream",
             "--use-fake-ui-for-media-stream",
-            f"--use-file-for-fake-video-capture={camera}",
+            f"--use-file-for-fake-video-capture={video}",
         ],
     )
+
+
+@pytest.fixture
+def camera_browser(playwright, camera):
+    """Chromium whose camera plays `camera` (a Y4M file) and grants access without asking."""
+    browser = _launch_with_camera(playwright, camera)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def laptop_camera_browser(playwright, tmp_path):
+    """Chromium whose camera plays 30 frames a second, as a laptop's webcam (`camera` plays 4: cheap
+    for the tests, but below what the page asks for)."""
+    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=30, fixed_scene=True)
+    path = tmp_path / "camera-30fps.y4m"
+    write_y4m(path, [maker.next().image for _ in range(30)], fps=30)
+    browser = _launch_with_camera(playwright, path)
     yield browser
     browser.close()
 

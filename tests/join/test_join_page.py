@@ -194,3 +194,17 @@ def test_a_revoked_link_stops_the_page_and_says_why(system, camera_browser, redi
     expect(page.locator("#toggle")).to_be_disabled()
     assert page.evaluate("document.getElementById('preview').srcObject") is None
     page.close()
+
+
+def test_a_30_fps_camera_gives_the_page_at_most_10_frames_a_second(system, laptop_camera_browser):
+    """The page samples 2 a second at most, and each camera frame costs colour conversion and preview
+    drawing: it asks for at most 10 frames a second (bench/join_cpu.py --camera-fps 30 measures the
+    saving), which still looks live."""
+    api, klass = system
+    page = laptop_camera_browser.new_page()
+    page.goto(f"{api.url}/join#{klass.credential('cai')}")
+    page.locator("#agree").click()
+    wait_until(lambda: _counter(page, "sent") >= 1, timeout=90, what="an observation delivered")
+    track = "document.getElementById('preview').srcObject.getVideoTracks()[0]"
+    assert page.evaluate(f"{track}.getSettings().frameRate") <= 10
+    page.close()
