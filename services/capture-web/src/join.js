@@ -75,7 +75,7 @@ async function signIn(credential) {
 /** 640x480 as the Python agent (the crop is cut from the full frame); at most 10 frames a second: the
  * page samples 2 a second at most, and each camera frame costs capture, colour conversion and preview
  * drawing (a 30 frames/s camera, bench/join_cpu.py --camera-fps 30: 13.2-13.4% of a core at 15/s,
- * 11.4-11.8% at 10/s, 10.8% at 5/s). 10 a second still looks live. */
+ * 11.4-12.0% at 10/s, 10.3-10.8% at 5/s). 10 a second still looks live. */
 const CAMERA = { width: 640, height: 480, frameRate: { ideal: 10, max: 10 } };
 
 async function startCamera() {
