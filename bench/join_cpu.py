@@ -1,14 +1,16 @@
 """CPU of a student's capturing tab: the /join page in Debian's headless Chromium with a fake camera
 (FER faces placed in 640x480 frames), sampling at --rate, against a real API on 127.0.0.1.
 
-    python -m bench.join_cpu [--rate 2] [--seconds 30] [--camera-fps 4]
+    python -m bench.join_cpu [--rate 2] [--seconds 30] [--camera-fps 4] [--steady]
 
 CPU% = user+system time of ALL of Chromium's processes (browser, renderer, GPU/utility) read from
 /proc over --seconds, divided by wall time: % of one core. Measured twice: the consent page open
 (camera off: the browser's own idle cost) and sharing. Also the page's own detection time per
 frame (median) and where a sample's time goes (the page's window.joinTimings: ms per sample and step,
 in the page's thread, wall time). --camera-fps: the fake camera's frame rate (the tests' 4 by
-default; a laptop's camera gives 30, which shows what the page's frame-rate request saves). Set
+default; a laptop's camera gives 30, which shows what the page's frame-rate request saves).
+--steady: the face stays where it is (a student at a laptop; only the expression changes, once a
+second); by default each frame places it anew, anywhere in the middle of the frame. Set
 JOIN_PAGE_DIR to measure another build of the page. Needs the built page (services/capture-web/dist) and redis-server.
 """
 
@@ -21,7 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from classroom_capture.synthetic import FrameMaker, load_fer_faces
+import numpy as np
+from classroom_capture.synthetic import FrameMaker, load_fer_faces, render_frame
 from classroom_contract import store, tokens
 
 from tests.support.join import FPS, write_y4m
@@ -79,6 +82,17 @@ def measure(seconds: float) -> float:
     return 100 * (chromium_cpu_seconds() - before) / (time.monotonic() - start)
 
 
+def camera_frames(fps: int, steady: bool) -> list:
+    """10 s of one student's webcam: ten FER faces, one a second, in the same room; with `steady`,
+    each drawn at the same place and size (the same random draw for every frame)."""
+    faces = load_fer_faces()
+    maker = FrameMaker(faces, seed=5, no_face_ratio=0.0, hold=fps, fixed_scene=True)
+    frames = [maker.next() for _ in range(10 * fps)]
+    if not steady:
+        return [frame.image for frame in frames]
+    return [render_frame(np.random.default_rng(5), faces.pixels[frame.face_index])[0] for frame in frames]
+
+
 def step_means(before: dict, after: dict) -> dict[str, tuple[float, int]]:
     """Mean ms per call of each step of the page's window.joinTimings between two reads, and the calls."""
     means = {}
@@ -97,6 +111,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--camera-fps", type=int, default=FPS)
+    parser.add_argument("--steady", action="store_true")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     redis_port, api_port = free_port(), free_port()
@@ -115,9 +130,7 @@ def main() -> None:
     api = Proc([str(BIN / "classroom-api")], tmp / "api.log", env=env)
     base = f"http://127.0.0.1:{api_port}"
     camera = tmp / "camera.y4m"
-    fps = args.camera_fps
-    maker = FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0, hold=fps, fixed_scene=True)
-    write_y4m(camera, [maker.next().image for _ in range(10 * fps)], fps)
+    write_y4m(camera, camera_frames(args.camera_fps, args.steady), args.camera_fps)
     try:
         wait_until(lambda: http_ok(base + "/healthz"), timeout=60, what="the API")
         with sync_playwright() as p:
@@ -157,7 +170,7 @@ def main() -> None:
         f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
         "by process: "
         + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-        + f"; camera {args.camera_fps} frames/s"
+        + f"; camera {args.camera_fps} frames/s{', steady face' if args.steady else ''}"
     )
     if steps:
         print(
