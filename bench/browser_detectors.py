@@ -58,7 +58,10 @@ def build(folder: Path) -> None:
     subprocess.run(["node", "-e", node], cwd=WEB, check=True)
     (folder / "bench.html").write_text((WEB / "bench" / "bench.html").read_text())
     modules = WEB / "node_modules"
-    (folder / "model").symlink_to(modules / "@vladmandic" / "face-api" / "model")
+    (folder / "model").mkdir()
+    for weights in (modules / "@vladmandic" / "face-api" / "model").iterdir():
+        (folder / "model" / weights.name).symlink_to(weights)
+    (folder / "model" / "yunet").symlink_to(WEB / "models" / "yunet")  # the page's YuNet (src/yunet.js)
     (folder / "wasm").symlink_to(modules / "@tensorflow" / "tfjs-backend-wasm" / "dist")
 
 

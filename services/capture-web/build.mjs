@@ -27,6 +27,7 @@ for (const name of ["tiny_face_detector_model", "face_landmark_68_tiny_model"]) 
   cpSync(join(model, `${name}-weights_manifest.json`), join(assets, "model", `${name}-weights_manifest.json`));
   cpSync(join(model, `${name}.bin`), join(assets, "model", `${name}.bin`));
 }
+cpSync("models/yunet", join(assets, "model", "yunet"), { recursive: true });
 const wasm = "node_modules/@tensorflow/tfjs-backend-wasm/dist";
 for (const name of ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"]) {
   cpSync(join(wasm, name), join(assets, "wasm", name));

@@ -4,9 +4,11 @@ import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import * as crop from "../src/crop.js";
 import { analyseFrame, loadDetector } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
+import * as yunet from "../src/yunet.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 window.crop = crop; // for tests/join/test_crop_js.py
+window.yunet = yunet; // for tests/join/test_yunet_web.py
 window.tf = faceapi.tf; // for tests/join/test_thin_concat.py
 
 const canvas = document.createElement("canvas");
@@ -21,7 +23,7 @@ async function frame(url) {
   return canvas;
 }
 
-window.benchInit = () => loadDetector("");
+window.benchInit = (name) => loadDetector("", name);
 
 window.benchDetect = async (url, inputSize, scoreThreshold) => {
   const input = await frame(url);

@@ -4,6 +4,16 @@
 // by the class server under /join/assets/: nothing is downloaded from anywhere else.
 import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import { cropFace, cropWindow, toGrayWindow } from "./crop.js";
+import { detectYuNet, loadYuNet } from "./yunet.js";
+
+/** Which detector the page runs: "yunet" (the Python agent's own network, weights and geometry, see
+ * src/yunet.js) or "face-api" (the tiny face detector + tiny 68-landmark model, below). */
+export let detectorName = "yunet";
+let yunet = null;
+/** The agent's YuNet crop geometry (detector.py YuNetDetector.geometry: side 0.99 * max(w, h),
+ * centred on the box) and neutral nose height (detector.py _NEUTRAL_NOSE_HEIGHT). */
+export const YUNET_SCALE = 0.99;
+export const YUNET_NEUTRAL_NOSE_HEIGHT = 0.56;
 
 /** The crop square, calibrated like the Python agent's detectors on FER faces placed in frames
  * (bench/browser_detectors.py, 200 faces, medians against the placed FER box):
@@ -17,13 +27,18 @@ import { cropFace, cropWindow, toGrayWindow } from "./crop.js";
 export const BOX_GEOMETRY = { scale: 0.915, dx: 0.039, dy: -0.086 };
 export const LANDMARK_GEOMETRY = { right: 0.025, down: 0.296, side: 2.503 };
 export const LANDMARK_WEIGHT = 0.7;
-export const NEUTRAL_NOSE_HEIGHT = 0.54;
+export const FACE_API_NEUTRAL_NOSE_HEIGHT = 0.54;
+export const neutralNoseHeight = () => (detectorName === "yunet" ? YUNET_NEUTRAL_NOSE_HEIGHT : FACE_API_NEUTRAL_NOSE_HEIGHT);
 /** cropFace() geometry for a square that is already final. */
 export const IDENTITY = { scale: 1, dx: 0, dy: 0 };
 
 /** The crop square [x, y, side, side] of a detected face (see above). */
 export function cropSquare(face) {
   const [x, y, w, h] = face.box;
+  if (detectorName === "yunet") {
+    const side = YUNET_SCALE * Math.max(w, h);
+    return [x + w / 2 - side / 2, y + h / 2 - side / 2, side, side];
+  }
   const size = Math.max(w, h);
   const box = {
     cx: x + w / 2 + BOX_GEOMETRY.dx * size,
@@ -50,10 +65,15 @@ export function cropSquare(face) {
 export const INPUT_SIZE = 224;
 export const MIN_SCORE = 0.3;
 
-export async function loadDetector(assets) {
+export async function loadDetector(assets, name = detectorName) {
+  detectorName = name;
   faceapi.tf.setWasmPaths(`${assets}/wasm/`);
   await faceapi.tf.setBackend("wasm");
   await faceapi.tf.ready();
+  if (name === "yunet") {
+    yunet = await loadYuNet(faceapi.tf, `${assets}/model/yunet`);
+    return faceapi.tf.getBackend();
+  }
   useThinConcat(faceapi.tf);
   await faceapi.nets.tinyFaceDetector.loadFromUri(`${assets}/model`);
   await faceapi.nets.faceLandmark68TinyNet.loadFromUri(`${assets}/model`);
@@ -126,6 +146,19 @@ export function frameSize(input) {
   return [input.videoWidth || input.width, input.videoHeight || input.height];
 }
 
+const whole = document.createElement("canvas");
+
+/** The frame's RGBA pixels at full resolution: YuNet's input is the agent's INTER_AREA downscale of
+ * them (yunet.js areaDownscale), which a canvas drawImage does not reproduce to the pixel. */
+function framePixels(input, width, height) {
+  if (input.getContext) return input.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, width, height).data;
+  if (whole.width !== width) whole.width = width;
+  if (whole.height !== height) whole.height = height;
+  const context = whole.getContext("2d", { willReadFrequently: true });
+  context.drawImage(input, 0, 0, width, height);
+  return context.getImageData(0, 0, width, height).data;
+}
+
 function downscaled(input) {
   const [width, height] = frameSize(input);
   if (width <= WORK_WIDTH && input.getContext) return [input, 1];
@@ -141,6 +174,10 @@ function downscaled(input) {
 
 /** Faces in `input` (canvas or video), in its pixels: [{box: [x, y, w, h], score, landmarks: five [x, y]}]. */
 export async function detectFaces(input, inputSize = INPUT_SIZE, scoreThreshold = MIN_SCORE) {
+  if (detectorName === "yunet") {
+    const [width, height] = frameSize(input);
+    return detectYuNet(yunet, framePixels(input, width, height), width, height, WORK_WIDTH);
+  }
   const [image, factor] = downscaled(input);
   const options = new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold });
   const found = await faceapi.detectAllFaces(image, options).withFaceLandmarks(true);
