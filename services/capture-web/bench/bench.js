@@ -1,15 +1,14 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
-import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import * as crop from "../src/crop.js";
-import { analyseFrame, loadDetector } from "../src/detect.js";
+import { analyseFrame, loadDetector, tf } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
 import * as yunet from "../src/yunet.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 window.crop = crop; // for tests/join/test_crop_js.py
 window.yunet = yunet; // for tests/join/test_yunet_web.py
-window.tf = faceapi.tf; // for tests/join/test_thin_concat.py
+window.tf = tf;
 
 const canvas = document.createElement("canvas");
 
@@ -23,16 +22,16 @@ async function frame(url) {
   return canvas;
 }
 
-window.benchInit = (name) => loadDetector("", name);
+window.benchInit = () => loadDetector("");
 
-window.benchDetect = async (url, inputSize, scoreThreshold) => {
+window.benchDetect = async (url) => {
   const input = await frame(url);
   const t0 = performance.now();
   // As the page: a VideoFrame where the browser has them (the page wraps the camera's frame).
   const source = typeof VideoFrame === "function" ? new VideoFrame(input, { timestamp: 0 }) : input;
   let analysed;
   try {
-    analysed = await analyseFrame(source, inputSize, scoreThreshold);
+    analysed = await analyseFrame(source);
   } finally {
     if (source !== input) source.close();
   }

@@ -2,7 +2,7 @@
 // 48x48 crops, IndexedDB outbox, delivery. Only observations leave the page: never a frame.
 import { normalise, takeFromFragment } from "./credential.js";
 import { encodeCrop } from "./crop.js";
-import { analyseFrame, loadDetector, neutralNoseHeight } from "./detect.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector } from "./detect.js";
 import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
@@ -133,7 +133,7 @@ async function sample() {
   const observation = { observation_id: crypto.randomUUID(), captured_at: capturedAt, face_count: faces.length };
   if (student) {
     observation.crop = encodeCrop(crop);
-    [observation.head_yaw, observation.head_pitch] = headPose(student.landmarks, neutralNoseHeight());
+    [observation.head_yaw, observation.head_pitch] = headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT);
   }
   if (!state.sharing) return; // paused while detecting: this sample is discarded
   await state.outbox.put(ownerKey(), observation);

@@ -129,7 +129,7 @@ export function forward(net, input) {
   const pool = (x) => tf.maxPool(x, 2, 2, "valid");
   const up = (x) => {
     const [, h, width, c] = x.shape;
-    return tf.tile(x.reshape([1, h, 1, width, 1, c]), [1, 1, 2, 1, 2, 1]).reshape([1, 2 * h, 2 * width, c]);
+    return tf.reshape(tf.tile(tf.reshape(x, [1, h, 1, width, 1, c]), [1, 1, 2, 1, 2, 1]), [1, 2 * h, 2 * width, c]);
   };
   return tf.tidy(() => {
     let x = tf.tensor4d(input.data, [1, input.padHeight, input.padWidth, 3]);
