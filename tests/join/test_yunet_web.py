@@ -90,3 +90,26 @@ def test_downscale_is_the_agents_inter_area(bench_site, chromium, sizes):
         assert difference.max() == 0
     else:
         assert difference.max() <= 1 and difference.mean() < 0.01, (difference.max(), difference.mean())
+
+
+@with_browser
+def test_detection_keeps_no_tensor_behind(bench_site, chromium, placed_frame):
+    """The page detects every sample for hours: each detection must free what it allocated (tfjs
+    tensors live in the wasm heap, outside the garbage collector)."""
+    base, _ = bench_site
+    page = chromium.new_page()
+    page.goto(f"{base}/bench.html")
+    page.evaluate("benchInit()")
+    counts = [page.evaluate("async u => { await benchDetect(u); return tf.memory().numTensors; }", placed_frame)]
+    counts += [page.evaluate("async u => { await benchDetect(u); return tf.memory().numTensors; }", placed_frame)]
+    page.close()
+    assert counts[0] == counts[1], counts
+
+
+@pytest.fixture
+def placed_frame(bench_site) -> str:
+    from classroom_capture.synthetic import FrameMaker, load_fer_faces
+
+    _, folder = bench_site
+    cv2.imwrite(str(folder / "leak.png"), FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0).next().image)
+    return "/leak.png"

@@ -1,9 +1,8 @@
-// YuNet (libfacedetection v3, BSD-3-Clause) in tfjs: the network and decode of the Python agent's
-// detector (yuface / cv2.FaceDetectorYN), mirroring the numpy reference forward and decode of
-// scripts/yunet_from_yuface.py, with the same float32 weights (models/yunet/, written from the agent's
-// ONNX by scripts/yunet_from_yuface.py's sibling scripts/yunet_web_weights.py). Same network, same
-// downscale (areaDownscale: cv2.INTER_AREA), same thresholds and rounding: the same boxes as the agent,
-// hence the same crop square.
+// YuNet (libfacedetection v3, BSD-3-Clause) in tfjs: the Python agent's detector (yuface, or
+// cv2.FaceDetectorYN with the shipped ONNX) with the same float32 weights (models/yunet/, written
+// from the agent's ONNX by scripts/yunet_web_weights.py), mirroring the numpy reference forward and
+// decode of scripts/yunet_from_yuface.py. The same downscale (areaDownscale: cv2.INTER_AREA),
+// thresholds and rounding give the agent's boxes, hence its crop square.
 
 /** yuface's own candidate filter and suppression (scripts/yunet_from_yuface.py YUFACE_*), then the
  * agent's min_score (YuNetDetector / YuNetOpenCVDetector), applied to yuface's whole percents. */
