@@ -1,8 +1,9 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
 import * as crop from "../src/crop.js";
-import { analyseFrame, loadDetector, tf } from "../src/detect.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector, tf } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
+import { headPose } from "../src/pose.js";
 import * as yunet from "../src/yunet.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
@@ -35,7 +36,8 @@ window.benchDetect = async (url) => {
   } finally {
     if (source !== input) source.close();
   }
-  const { faces, square, crop } = analysed;
+  const { faces, student, square, crop } = analysed;
   const ms = performance.now() - t0; // detection and crop, as the page's detectMs
-  return { ms, faces, crop: crop && Array.from(crop), square };
+  const pose = student && headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT); // as join.js sends it
+  return { ms, faces, crop: crop && Array.from(crop), square, pose };
 };
