@@ -1,11 +1,14 @@
-"""Browser face detectors measured in Debian's headless Chromium, on the frames the Python agent is
-measured on: recall on FER faces placed in 640x480 frames, recall against YuNet (`yuface`, the
-Python agent's detector) on frames of the shared video, time per frame (median, wasm backend).
+"""The page's browser face detector measured in Debian's headless Chromium, on the frames the Python
+agent is measured on: recall on FER faces placed in 640x480 frames, recall against YuNet (`yuface`,
+the Python agent's detector) on frames of the shared video, time per frame (median, wasm backend),
+and its box and landmark geometry against the placed FER box.
 
     python -m bench.browser_detectors [--faces 100] [--video PATH] [--video-frames 20]
 
-Needs `npm ci` in services/capture-web (the candidates are its devDependencies) and /usr/bin/chromium.
-Everything is served from 127.0.0.1 by this script; no model is downloaded.
+The page runs YuNet (src/yunet.js) since face-api's tiny detector, which this bench chose first
+(services/capture-web/README.md), gave the agent's emotion on only 91.8% of faces (bench/join_yunet.py).
+Needs `npm ci` in services/capture-web and /usr/bin/chromium. Everything is served from 127.0.0.1 by
+this script; no model is downloaded.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def build(folder: Path) -> None:
     subprocess.run(["node", "-e", node], cwd=WEB, check=True)
     (folder / "bench.html").write_text((WEB / "bench" / "bench.html").read_text())
     modules = WEB / "node_modules"
-    (folder / "model").symlink_to(modules / "@vladmandic" / "face-api" / "model")
+    (folder / "model").mkdir()
+    (folder / "model" / "yunet").symlink_to(WEB / "models" / "yunet")  # the page's YuNet (src/yunet.js)
     (folder / "wasm").symlink_to(modules / "@tensorflow" / "tfjs-backend-wasm" / "dist")
 
 
@@ -155,9 +159,8 @@ def run(args) -> dict:
             page = browser.new_page()
             page.goto(f"{base}/bench.html")
             report["backend"] = page.evaluate("benchInit()")
-            for size, threshold in args.settings:
-                name = f"face-api tiny {size} score>={threshold} + 68 tiny landmarks"
-                call = f"u => benchDetect(u, {size}, {threshold})"
+            for name in ["the page's YuNet (src/yunet.js)"]:
+                call = "u => benchDetect(u)"
                 page.evaluate(call, fer[0][0])  # warm-up
                 results = [page.evaluate(call, url) for url, _, _ in fer]
                 pairs = zip(fer, results, strict=True)
@@ -185,12 +188,6 @@ def main() -> None:
     parser.add_argument("--faces", type=int, default=100)
     parser.add_argument("--video", type=Path, default=SHARED_VIDEO)
     parser.add_argument("--video-frames", type=int, default=20)
-    parser.add_argument(
-        "--settings",
-        type=lambda v: [(int(a), float(b)) for a, b in (x.split(":") for x in v.split(","))],
-        default=[(224, 0.5), (224, 0.3), (160, 0.5), (320, 0.5)],
-        help="inputSize:scoreThreshold pairs, comma-separated",
-    )
     args = parser.parse_args()
     print(json.dumps(run(args), indent=2))
 

@@ -2,6 +2,9 @@
 is from the agent's (YuNet) square on FER faces placed in frames, and how much the emotion model
 changes its answer when the agent's own square moves by that much.
 
+Written for the face-api page (sessions 6-7); since the page runs the agent's YuNet (src/yunet.js,
+bench/join_yunet.py) both sides' squares are equal and this bench shows the history in the README.
+
     python -m bench.join_framing [--faces 300] [--seed 23]
 
 The page's detector runs in Debian's headless Chromium (the bench page, the page's own settings); the

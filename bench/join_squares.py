@@ -2,6 +2,9 @@
 square from its detector's box, from its five landmarks, and blends of the two, calibrated against
 the TRUE placed FER box on one set of placed faces and measured on another (different seeds).
 
+Written for the face-api page (sessions 6-7); since the page runs the agent's YuNet (src/yunet.js,
+bench/join_yunet.py) both sides' squares are equal and this bench shows the history in the README.
+
     python -m bench.join_squares [--faces 400] [--calibration-seed 23] [--evaluation-seeds 202,303] [--cache DIR]
 
 Per candidate square, on the evaluation faces found by both (the page in Debian's headless

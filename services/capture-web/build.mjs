@@ -1,6 +1,7 @@
-// Builds the /join page into dist/: the bundled script (esbuild), the HTML and CSS, and the
-// detector's model weights and tfjs .wasm files copied from node_modules (pinned by
-// package-lock.json). The API serves dist/ (JOIN_PAGE_DIR); nothing is fetched at run time.
+// Builds the /join page into dist/: the bundled script (esbuild), the HTML and CSS, the detector's
+// weights (models/yunet/, committed: scripts/yunet_web_weights.py writes them from the agent's ONNX)
+// and tfjs's .wasm files copied from node_modules (pinned by package-lock.json).
+// The API serves dist/ (JOIN_PAGE_DIR); nothing is fetched at run time.
 import { cpSync, mkdirSync, rmSync, statSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { buildSync } from "esbuild";
@@ -22,16 +23,11 @@ buildSync({
 });
 cpSync("src/index.html", join(out, "index.html"));
 cpSync("src/join.css", join(assets, "join.css"));
-const model = "node_modules/@vladmandic/face-api/model";
-for (const name of ["tiny_face_detector_model", "face_landmark_68_tiny_model"]) {
-  cpSync(join(model, `${name}-weights_manifest.json`), join(assets, "model", `${name}-weights_manifest.json`));
-  cpSync(join(model, `${name}.bin`), join(assets, "model", `${name}.bin`));
-}
+cpSync("models/yunet", join(assets, "model", "yunet"), { recursive: true });
 const wasm = "node_modules/@tensorflow/tfjs-backend-wasm/dist";
 for (const name of ["tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"]) {
   cpSync(join(wasm, name), join(assets, "wasm", name));
 }
-cpSync("node_modules/@vladmandic/face-api/LICENSE", join(assets, "LICENSE.face-api.txt"));
 
 const sizes = (dir) =>
   readdirSync(dir, { recursive: true })

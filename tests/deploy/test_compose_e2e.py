@@ -24,6 +24,7 @@ builds one under the same name from Debian packages, and TF Serving is the proje
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import math
 import os
@@ -373,9 +374,6 @@ def test_demo_teacher_logs_in_through_the_proxy_and_sees_the_demo_class_live(sta
     progress(f"demo teacher sees {tiles} live students; screenshot {shot}")
 
 
-WEIGHT_BYTES = {"float32": 4, "int32": 4, "float16": 2, "uint16": 2, "uint8": 1}
-
-
 def join_page_assets_through_the_proxy(proxy: Proxy) -> dict[str, int]:
     """GET /join and every file it needs through Caddy; returns the sizes. Every URL in the page is
     relative (this origin), and the model weights are as long as their manifests say."""
@@ -395,15 +393,12 @@ def join_page_assets_through_the_proxy(proxy: Proxy) -> dict[str, int]:
         return response.data
 
     sizes = {link: len(get(f"/{link}")) for link in links}
-    assert sizes["join/assets/join.js"] > 500_000, "the bundle has the detector (face-api and tfjs) in it"
-    for model in ("tiny_face_detector_model", "face_landmark_68_tiny_model"):
-        for group in json.loads(get(f"/join/assets/model/{model}-weights_manifest.json")):
-            expected = sum(
-                WEIGHT_BYTES[(w.get("quantization") or w)["dtype"]] * math.prod(w["shape"]) for w in group["weights"]
-            )
-            got = sum(len(get(f"/join/assets/model/{path}")) for path in group["paths"])
-            assert got == expected > 0, (model, got, expected)
-            sizes[model] = got
+    assert sizes["join/assets/join.js"] > 300_000, "the bundle has the detector (tfjs and YuNet) in it"
+    manifest = json.loads(get("/join/assets/model/yunet/yunet.json"))
+    weights = get(f"/join/assets/model/yunet/{manifest['weights']}")
+    assert len(weights) == 4 * sum(math.prod(t["shape"]) for t in manifest["tensors"]) > 0
+    assert hashlib.sha256(weights).hexdigest() == manifest["weights_sha256"]
+    sizes["yunet"] = len(weights)
     for name in ("tfjs-backend-wasm.wasm", "tfjs-backend-wasm-simd.wasm"):
         wasm = proxy.request("GET", f"/join/assets/wasm/{name}")
         assert wasm.status == 200 and wasm.headers["Content-Type"] == "application/wasm", (name, wasm.status)

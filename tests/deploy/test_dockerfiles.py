@@ -139,7 +139,8 @@ def test_inference_image_builds_the_join_page_and_serves_it():
     first = [Path(s).name for s in copied[0][0]]
     assert first == ["package.json", "package-lock.json"], "the lockfile alone first: the install layer is reused"
     sources = {s.rstrip("/") for srcs, _, _ in copied for s in srcs}
-    assert {"services/capture-web/build.mjs", "services/capture-web/src"} <= sources
+    # models/: the detector's committed weights (models/yunet), which build.mjs copies into the page
+    assert {"services/capture-web/build.mjs", "services/capture-web/src", "services/capture-web/models"} <= sources
 
     final = build[-1]
     copies = [copy_sources(i) for i in final.instructions if i.keyword == "COPY"]

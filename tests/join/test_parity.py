@@ -2,8 +2,9 @@
 
 FER2013 faces placed in 640x480 frames (as the agent's own detector tests do) go through the page's
 detect + crop modules in headless Chromium and through the Python agent's default detector
-(YuNet) and crop; both crops through the same model (the `local` predictor). Measured figures are
-printed; the floors are what was measured on this machine less a margin.
+(YuNet) and crop; both crops through the same model (the `local` predictor). The page runs the same
+YuNet (src/yunet.js), so its crop squares must be the agent's. Measured figures are printed; the
+floors are what was measured on this machine less a margin.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from collections import Counter
 import numpy as np
 import pytest
 from classroom_capture.cvsetup import cv2
-from classroom_capture.detector import CropGeometry, Face, analyse, crop_face, make_detector, yunet_available
+from classroom_capture.detector import (
+    CropGeometry,
+    Face,
+    analyse,
+    crop_face,
+    make_detector,
+    yunet_available,
+)
 from classroom_capture.synthetic import FrameMaker, load_fer_faces
 from classroom_contract import EMOTIONS
 
@@ -54,8 +62,8 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     page.goto(f"{base}/bench.html")
     assert page.evaluate("benchInit()") == "wasm"
     yunet = make_detector("yunet")
-    both, same_face, browser_found, python_found, false_alarms = 0, 0, 0, 0, 0
-    crops_py, crops_js, port_error = [], [], []
+    both, same_face, equal_squares, browser_found, python_found, false_alarms = 0, 0, 0, 0, 0, 0
+    crops_py, crops_js, port_error, same_pose = [], [], [], 0
     for url, frame in placed:
         result = page.evaluate("u => benchDetect(u)", url)  # the page's own settings
         facts = analyse(frame.image, yunet)
@@ -72,6 +80,10 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
         if js_hit and facts.face_count:
             both += 1
             same_face += _hit(frame.box, facts.face.box)
+            cx, cy, side = yunet.geometry.square(facts.face.box)
+            x, y, s, _ = result["square"]
+            equal_squares += max(abs(x + s / 2 - cx), abs(y + s / 2 - cy), abs(s - side)) < 0.01
+            same_pose += tuple(result["pose"]) == (facts.head_yaw, facts.head_pitch)
             crops_py.append(facts.crop)
             crops_js.append(np.array(result["crop"], dtype=np.uint8).reshape(48, 48))
     page.close()
@@ -84,14 +96,20 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     agree_sure = float(np.mean(emotions_py[sure] == emotions_js[sure]))
     print(
         f"placed FER faces: browser found {browser_found}/{FACES}, python (yunet) {python_found}/{FACES}; "
-        f"both {both}, same face {same_face}/{both}; same emotion {agree:.1%}, {agree_sure:.1%} of the "
+        f"both {both}, same face {same_face}/{both}, same square {equal_squares}/{both}, "
+        f"same head yaw and pitch {same_pose}/{both}; "
+        f"same emotion {agree:.1%}, {agree_sure:.1%} of the "
         f"{sure.sum()} both sides are sure of (top probability >= 0.5) "
         f"({dict(Counter(EMOTIONS[i] for i in emotions_js))}); "
         f"false alarms on {EMPTY} empty frames: {false_alarms}; crop port error <= {max(port_error):.2f} grey levels"
     )
     assert max(port_error) < 1.0, max(port_error)  # grey levels, mean over the crop
     assert false_alarms == 0
-    assert browser_found >= 0.75 * FACES
+    assert browser_found >= 0.95 * FACES  # measured 120 of 120
     assert same_face == both
-    assert agree >= 0.85  # the issue asks 0.95: not reached (91.8%), see services/capture-web/README.md
-    assert agree_sure >= 0.93  # measured 95.1% (78 of 82 faces; bench.join_squares: 97.1% of 510 others)
+    assert equal_squares == both  # the agent's YuNet, downscale and geometry: measured 120 of 120
+    assert same_pose == both  # the same five landmarks and pose.js = head_pose(): the agent's angles
+    # Measured 100.0% (120 of 120; bench.join_yunet: 99.7% of 292 others, the crop port's <= 0.13 grey
+    # levels flipping one); the issue asks 0.95. Face-api's tiny detector gave 91.8% here.
+    assert agree >= 0.97
+    assert agree_sure >= 0.97  # measured 100.0% of 95

@@ -1,13 +1,15 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
-import * as faceapi from "@vladmandic/face-api/dist/face-api.esm.js";
 import * as crop from "../src/crop.js";
-import { analyseFrame, loadDetector } from "../src/detect.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector, tf } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
+import { headPose } from "../src/pose.js";
+import * as yunet from "../src/yunet.js";
 
 window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 window.crop = crop; // for tests/join/test_crop_js.py
-window.tf = faceapi.tf; // for tests/join/test_thin_concat.py
+window.yunet = yunet; // for tests/join/test_yunet_web.py
+window.tf = tf;
 
 const canvas = document.createElement("canvas");
 
@@ -23,18 +25,19 @@ async function frame(url) {
 
 window.benchInit = () => loadDetector("");
 
-window.benchDetect = async (url, inputSize, scoreThreshold) => {
+window.benchDetect = async (url) => {
   const input = await frame(url);
   const t0 = performance.now();
   // As the page: a VideoFrame where the browser has them (the page wraps the camera's frame).
   const source = typeof VideoFrame === "function" ? new VideoFrame(input, { timestamp: 0 }) : input;
   let analysed;
   try {
-    analysed = await analyseFrame(source, inputSize, scoreThreshold);
+    analysed = await analyseFrame(source);
   } finally {
     if (source !== input) source.close();
   }
-  const { faces, square, crop } = analysed;
+  const { faces, student, square, crop } = analysed;
   const ms = performance.now() - t0; // detection and crop, as the page's detectMs
-  return { ms, faces, crop: crop && Array.from(crop), square };
+  const pose = student && headPose(student.landmarks, NEUTRAL_NOSE_HEIGHT); // as join.js sends it
+  return { ms, faces, crop: crop && Array.from(crop), square, pose };
 };
