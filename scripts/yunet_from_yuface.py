@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from classroom_capture.detector import YUNET_DIR, YUNET_MODEL, YUNET_NMS, truncate_like_yuface
 
 #: libfacedetection v3's layer table: 53 convolutions, each 1x1 pointwise or 3x3 depthwise.
 NUM_CONV_LAYERS = 53
 CONV_INFO_SIZE = 32  # int channels, int num_filters, 3 bools (+pad), float* weights, float* biases
 R_X86_64_64, R_X86_64_RELATIVE = 1, 8
 STRIDES = (8, 16, 32)
-ONNX_PATH = Path(__file__).resolve().parents[1] / "services/capture/classroom_capture/yunet/yunet_yuface_2023.5.1.onnx"
+ONNX_PATH = YUNET_DIR / YUNET_MODEL
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def _iou(a, b):
 #: What yuface 2023.5.1's objectdetect_cnn passes to detection_output (read from its machine code:
 #: overlap 0.45 and confidence 0.2 are .rodata floats, 1000 and 512 immediates), not the 0.3/0.5/100
 #: of the library's public source.
-YUFACE_NMS, YUFACE_MIN_SCORE, YUFACE_TOP_K, YUFACE_KEEP_TOP_K = 0.45, 0.2, 1000, 512
+YUFACE_NMS, YUFACE_MIN_SCORE, YUFACE_TOP_K, YUFACE_KEEP_TOP_K = YUNET_NMS, 0.2, 1000, 512
 
 
 def decode(heads, score_threshold=YUFACE_MIN_SCORE, nms_threshold=YUFACE_NMS, top_k=YUFACE_TOP_K,
@@ -418,13 +419,6 @@ def compare(name: str, ours: list[np.ndarray], theirs: list[np.ndarray], min_sco
 def yuface_as_float(rows: np.ndarray) -> np.ndarray:
     out = rows[:, :15].copy()
     out[:, 0] /= 100.0
-    return out
-
-
-def truncate_like_yuface(rows: np.ndarray) -> np.ndarray:
-    """yuface returns (short)(score*100), (int)x1, (int)y1, (int)(x2 - x1), ...: C truncation."""
-    out = np.trunc(rows)
-    out[:, 0] = np.trunc(rows[:, 0] * 100) / 100
     return out
 
 

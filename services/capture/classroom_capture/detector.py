@@ -231,12 +231,17 @@ class YuNetOpenCVDetector(Detector):
         if found is None:
             return []
         rows = np.asarray(found, dtype=np.float64)
-        rows = np.concatenate([rows[:, 14:15], rows[:, :14]], axis=1)  # score first, like yuface
-        # yuface's conventions: whole pixels (C truncation of x1, y1, x2 - x1, ...) at the work width
-        # and whole percents, so the crop geometry calibrated on its boxes applies unchanged.
-        rows[:, 1:] = np.trunc(rows[:, 1:])
-        rows[:, 0] = np.trunc(rows[:, 0] * 100) / 100
+        rows = truncate_like_yuface(np.concatenate([rows[:, 14:15], rows[:, :14]], axis=1))  # score first
         return _faces_from_rows(rows[rows[:, 0] >= self.min_score], factor)
+
+
+def truncate_like_yuface(rows: np.ndarray) -> np.ndarray:
+    """yuface's conventions on YuNet rows (score, x, y, w, h, landmarks): whole pixels (C truncation of
+    x1, y1, x2 - x1, ...) at the work width and whole percents, so the crop geometry calibrated on its
+    boxes applies unchanged."""
+    out = np.trunc(rows)
+    out[:, 0] = np.trunc(rows[:, 0] * 100) / 100
+    return out
 
 
 DETECTORS: dict[str, type[Detector]] = {"haar": HaarDetector, "yunet": YuNetDetector, "yunet-cv": YuNetOpenCVDetector}
