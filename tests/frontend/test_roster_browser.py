@@ -31,11 +31,16 @@ def _decode(png: bytes) -> str:
     # A white quiet zone around the code, and a few scales: OpenCV's detector misses a code now and
     # then at one scale (seen once in a clean-clone CI run), never the same code at all of them.
     image = cv2.copyMakeBorder(image, 16, 16, 16, 16, cv2.BORDER_CONSTANT, value=255)
-    for scale in (3, 4, 2, 5):  # ~3 px a module on screen
-        big = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-        text, _, _ = cv2.QRCodeDetector().detectAndDecode(big)
-        if text:
-            return text
+    # Still one miss at all four scales in a later clean-clone run: the ArUco-based detector (OpenCV
+    # >= 4.8, finds finder patterns differently) on the same images, on a binarised copy too.
+    _, binary = cv2.threshold(image, 128, 255, cv2.THRESH_BINARY)
+    for detector in (cv2.QRCodeDetector(), cv2.QRCodeDetectorAruco()):
+        for source in (image, binary):
+            for scale in (3, 4, 2, 5):  # ~3 px a module on screen
+                big = cv2.resize(source, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+                text, _, _ = detector.detectAndDecode(big)
+                if text:
+                    return text
     return ""
 
 
