@@ -32,6 +32,7 @@ B_LR=${B_LR:-$([ "$PREWARM" = 1 ] && echo 0.02 || echo 0.05)}
 BATCH=${BATCH:-128}
 ALPHA=${ALPHA:-0.7}
 TEMPERATURE=${TEMPERATURE:-4}
+MIXUP=${MIXUP:-0}  # phase B's mixup concentration (0: off); the teachers label each blend (torch_trainer.mix)
 KILL_SLACK_S=${KILL_SLACK_S:-25}
 EXTRA=${EXTRA:-}
 if [ "${SMOKE:-0}" = 1 ]; then  # a CPU rehearsal of the whole call: same commands, tiny everything
@@ -103,7 +104,7 @@ done
 warm=()
 [ "$PREWARM" = 1 ] && warm=(--init-dir "$WORK/pre" --warmup-minutes 0.1)
 phase B "$(nets_out "$WORK/runs" $STUDENTS)" "$B_MINUTES" "${student_nets[@]}" "${ensemble[@]}" "${warm[@]}" \
-    --learning-rate "$B_LR" --ferplus-weight 0.3 --alpha "$ALPHA" --temperature "$TEMPERATURE"
+    --learning-rate "$B_LR" --ferplus-weight 0.3 --alpha "$ALPHA" --temperature "$TEMPERATURE" --mixup "$MIXUP"
 for spec in $STUDENTS; do  # phase A's curves come back too (runs/<spec>/history-prewarm.csv)
     [ -f "$WORK/pre/$spec/history.csv" ] && cp "$WORK/pre/$spec/history.csv" "$WORK/runs/$spec/history-prewarm.csv"
 done

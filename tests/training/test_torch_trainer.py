@@ -13,28 +13,13 @@ import numpy as np
 import pytest
 import torch
 from classroom_training import cli, models, named_weights, torch_trainer
-from classroom_training.data import FERPLUS_COLUMNS, load_fer2013, soft_targets
+from classroom_training.data import soft_targets
 from classroom_training.pack import pack
 
 from tests.support.procs import REPO
 
 SAMPLE = REPO / "data" / "fer2013_sample.csv.gz"
 SERVED_V5 = REPO / "models" / "emotion" / "5.keras"
-
-
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory):
-    """The shipped sample packed with made-up FER+ votes (10 annotators, all for row i % 7)."""
-    folder = tmp_path_factory.mktemp("pack")
-    splits = load_fer2013(SAMPLE)
-    votes_csv = folder / "fer2013new.csv"
-    with votes_csv.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["Usage", "Image name", *FERPLUS_COLUMNS, "contempt", "unknown", "NF"])
-        for usage, split in splits.items():
-            for i in range(len(split)):
-                writer.writerow([usage, f"fer{i:07d}.png", *[10 if c == i % 7 else 0 for c in range(7)], 0, 0, 0])
-    return pack(SAMPLE, votes_csv, folder / "pack.npz.xz"), splits
 
 
 def _crops(n: int = 48, seed: int = 0) -> np.ndarray:
@@ -273,6 +258,31 @@ def test_distillation_loss_blends_the_teacher_and_the_targets():
     assert got == pytest.approx(0.7 * 4 * kl.item() + 0.3 * hard.item(), rel=1e-5)
 
 
+def test_mixup_blends_images_and_targets_alike_keeping_a_dominant_face():
+    torch.manual_seed(0)
+    images = torch.arange(64, dtype=torch.float32).view(64, 1, 1, 1).expand(64, 1, 48, 48).clone()
+    targets = torch.eye(7)[torch.arange(64) % 7]
+    mixed, mixed_targets = torch_trainer.mix(images, targets, concentration=0.4)
+    assert mixed.shape == images.shape and mixed_targets.shape == targets.shape
+    assert torch.allclose(mixed_targets.sum(1), torch.ones(64))
+    # Each blend's dominant share (>= 0.5) goes to its own image, and its target says the same.
+    own = mixed_targets[torch.arange(64), torch.arange(64) % 7]
+    assert (own >= 0.5 - 1e-6).all()
+    assert not torch.equal(mixed, images), "mixup changed nothing"
+    # Pixels are a convex blend of two images of the batch: within the batch's range, constant per image.
+    assert mixed.min() >= 0 and mixed.max() <= 63
+    assert torch.equal(mixed.amax(dim=(1, 2, 3)), mixed.amin(dim=(1, 2, 3)))
+
+
+def test_mixup_refuses_teacher_outputs_computed_before_the_blend(packed, tmp_path):
+    path, _ = packed
+    probs = tmp_path / "probs.npz"
+    np.savez(probs, train_probs=np.zeros((1, 7)), train_y=np.zeros(1))
+    args = ["--data", str(path), "--out", str(tmp_path / "out"), "--teacher-probs", str(probs), "--mixup", "0.4"]
+    with pytest.raises(ValueError, match="--mixup"):
+        torch_trainer.train_many(torch_trainer.parse_args(args))
+
+
 def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_keras(packed, tmp_path, caplog):
     path, splits = packed
     teacher = tmp_path / "teacher.npz"
@@ -281,7 +291,8 @@ def test_students_train_side_by_side_from_a_teacher_ensemble_and_import_into_ker
     args = ["--data", str(path), "--out", str(out), "--minutes", "5", "--max-epochs", "1", "--batch-size", "32",
             "--limit", "64", "--float32", "--warmup-minutes", "0.01", "--device", "cpu",
             "--net", "plain-w8-d1", "--net", "separable-w8-d1",
-            "--teacher", f"default-w8={teacher}", "--teacher", f"default-w8={teacher}", "--alpha", "0.5"]  # fmt: skip
+            "--teacher", f"default-w8={teacher}", "--teacher", f"default-w8={teacher}", "--alpha", "0.5",
+            "--mixup", "0.4"]  # fmt: skip
     best = torch_trainer.train_many(torch_trainer.parse_args(args))
     assert set(best) == {"plain-w8-d1", "separable-w8-d1"}
     for spec, accuracy in best.items():

@@ -350,6 +350,21 @@ def augment(pixels: torch.Tensor, erase_probability: float = 0.5) -> torch.Tenso
     return images.masked_fill(erase, 0.0)
 
 
+def mix(images: torch.Tensor, targets: torch.Tensor, concentration: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mixup (Zhang et al., 2018): each image blended with another of the batch, targets alike.
+
+    With a teacher run on every batch this is the "consistent teaching" of Beyer et al. (2022):
+    the teacher labels the very blend the student sees, so the blends carry the teacher's
+    knowledge between classes instead of a made-up label. One mixing weight per image, drawn
+    from Beta(c, c) and folded to >= 0.5 so each blend keeps a dominant face.
+    """
+    weight = torch.distributions.Beta(concentration, concentration).sample((images.shape[0],)).to(images.device)
+    weight = torch.maximum(weight, 1 - weight)
+    partner = torch.randperm(images.shape[0], device=images.device)
+    blend = lambda a, w: w * a + (1 - w) * a[partner]  # noqa: E731
+    return blend(images, weight.view(-1, 1, 1, 1)), blend(targets, weight.view(-1, 1))
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -536,6 +551,8 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
 
     if args.teacher and args.teacher_probs:
         raise ValueError("--teacher runs the teachers on every batch, --teacher-probs reads their outputs: one of them")
+    if args.mixup and args.teacher_probs:
+        raise ValueError("--mixup blends images the precomputed --teacher-probs never saw: use --teacher with it")
     precomputed = None
     if args.teacher_probs:
         precomputed = torch.from_numpy(load_teacher_probs(args.teacher_probs, data["train_y"], args.temperature))
@@ -572,7 +589,9 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
         for step in range(steps):
             lr = learning_rate(time.monotonic() - started, budget, args.warmup_minutes * 60, args.learning_rate)
             index = order[step * args.batch_size : (step + 1) * args.batch_size]
-            images = augment(train_x[index])
+            images, target = augment(train_x[index]), targets[index]
+            if args.mixup:
+                images, target = mix(images, target, args.mixup)
             if device.type == "cuda" or args.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             soft = (
@@ -580,7 +599,6 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
                 if precomputed is not None
                 else teacher_probabilities(teachers, images, args.temperature, args.bfloat16)
             )
-            target = targets[index]
             for run in runs:
                 for group in run.optimizer.param_groups:
                     group["lr"] = lr
@@ -662,6 +680,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--val-limit", type=int, default=0, help="use only the first N PublicTest rows (smoke runs)")
     parser.add_argument("--save-last", action="store_true", help="also write last.npz (the last epoch's weights)")
     parser.add_argument("--ferplus-weight", type=float, default=0.3)
+    parser.add_argument(
+        "--mixup", type=float, default=0.0,
+        help="Beta concentration of mixup (0: off); use with --teacher, which then labels each blend",
+    )  # fmt: skip
     parser.add_argument("--init-from", type=Path, help="Keras-named weights (.npz) to start from")
     parser.add_argument("--init-dir", type=Path, help="warm-start each --net from <dir>/<spec>/best.npz if there")
     parser.add_argument("--float32", dest="bfloat16", action="store_false", help="no bfloat16 autocast")
