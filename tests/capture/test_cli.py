@@ -53,7 +53,7 @@ def test_folder_run_delivers_every_frame_once_in_order(api, frame_folder, tmp_pa
     with_face = [m["has_face"] for m in manifest]
     seen_face = [o["face_count"] > 0 for o in got]
     assert not any(s and not w for s, w in zip(seen_face, with_face, strict=True))  # no face invented
-    if auto_detector_name() != "haar":  # YuNet (yuface, or through OpenCV); Haar is the last resort
+    if auto_detector_name() != "haar":  # YuNet through OpenCV; Haar is the last resort
         assert sum(seen_face) >= 0.9 * sum(with_face)
         assert all(o["head_yaw"] is not None for o in got if o["face_count"])
     else:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 from classroom_capture import detector as detector_module
 from classroom_capture.detector import (
+    DEFAULT_DETECTOR,
     YUNET_DIR,
     YUNET_MODEL,
     CropGeometry,
     Face,
     FrameFacts,
     analyse,
+    auto_detector_name,
     crop_face,
     head_pose,
     load_yunet_model,
@@ -26,8 +30,8 @@ from classroom_capture.synthetic import render_frame
 
 SHARED_VIDEO = Path("/work/shared/media/facenet_pytorch_video.mp4")
 needs_yuface = pytest.mark.skipif(not yunet_available(), reason="no yuface")
-DETECTORS = ["haar", pytest.param("yunet", marks=needs_yuface), "yunet-cv"]
-LANDMARK_DETECTORS = [pytest.param("yunet", marks=needs_yuface), "yunet-cv"]
+DETECTORS = ["yunet-cv", "haar", pytest.param("yunet", marks=needs_yuface)]
+LANDMARK_DETECTORS = ["yunet-cv", pytest.param("yunet", marks=needs_yuface)]
 #: Measured on 350 FER faces (bench/capture_cpu.py): yunet finds 98%, haar 64% (FER has many
 #: profile, occluded and low-contrast faces). The floors leave room for the 60-frame subset.
 MIN_RATE = {"haar": 0.5, "yunet": 0.9, "yunet-cv": 0.9}
@@ -193,35 +197,89 @@ def test_shipped_yunet_model_matches_its_checksum_and_licence():
     assert "3-clause BSD" in (YUNET_DIR / "LICENSE").read_text()
 
 
-def test_altered_yunet_model_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+def _altered_model_folder(tmp_path):
+    """A copy of the shipped YuNet folder with one bit of one weight flipped."""
     for path in YUNET_DIR.iterdir():
         shutil.copy(path, tmp_path / path.name)
     model = tmp_path / YUNET_MODEL
     data = bytearray(model.read_bytes())
-    data[-100] ^= 1  # one bit of one weight
+    data[-100] ^= 1
     model.write_bytes(bytes(data))
-    monkeypatch.setattr(detector_module, "YUNET_DIR", tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def detector_warnings():
+    """Warnings the detector module logs (a handler of its own: the CLI's logger does not propagate)."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    detector_module.log.addHandler(handler)
+    yield records
+    detector_module.log.removeHandler(handler)
+
+
+def test_altered_yunet_model_is_refused_with_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(detector_module, "YUNET_DIR", _altered_model_folder(tmp_path))
     with pytest.raises(RuntimeError, match="sha256"):
         make_detector("yunet-cv")
+
+
+def test_auto_is_yunet_through_opencv_even_where_yuface_imports(monkeypatch, detector_warnings):
+    """One code path on every platform: `auto` never picks yuface, not even where its wheel is installed."""
+    imported = []
+
+    def yuface_importable():
+        imported.append(True)
+        return lambda image: np.zeros((0, 16), np.int16)
+
+    monkeypatch.setattr(detector_module, "_import_yuface", yuface_importable)
+    assert DEFAULT_DETECTOR == auto_detector_name() == "yunet-cv"
+    detector = make_detector("auto")
+    assert detector.name == "yunet-cv" and detector.gives_landmarks
+    assert imported == [] and detector_warnings == []
+    assert make_detector("yunet").name == "yunet"  # still there when asked for by name
 
 
 def _no_yuface():
     raise ImportError("No module named 'yuface'")
 
 
-def test_auto_uses_yunet_through_opencv_where_yuface_cannot_be_imported(monkeypatch):
+def test_auto_needs_no_yuface_and_naming_yunet_without_it_says_how_to_get_it(monkeypatch):
     monkeypatch.setattr(detector_module, "_import_yuface", _no_yuface)
-    detector = make_detector("auto")
-    assert detector.name == "yunet-cv" and detector.gives_landmarks
-    with pytest.raises(RuntimeError, match="yuface"):
+    assert make_detector("auto").name == "yunet-cv"
+    with pytest.raises(RuntimeError, match=r"classroom-capture\[yuface\]"):
         make_detector("yunet")
-    monkeypatch.setattr(detector_module, "yunet_cv_available", lambda: False)  # an OpenCV without FaceDetectorYN
-    assert make_detector("auto").name == "haar"
 
 
-@needs_yuface
-def test_auto_prefers_yuface_where_it_is_installed():
-    assert make_detector("auto").name == "yunet"
+def test_auto_falls_back_to_haar_with_a_warning_where_opencv_lacks_facedetectoryn(monkeypatch, detector_warnings):
+    monkeypatch.setattr(detector_module, "yunet_cv_available", lambda: False)
+    detector = make_detector("auto")
+    assert detector.name == auto_detector_name() == "haar"
+    [record] = detector_warnings
+    assert record.levelno == logging.WARNING
+    assert "Haar" in record.getMessage() and "FaceDetectorYN" in record.getMessage()
+
+
+def test_auto_falls_back_to_haar_with_a_warning_when_the_model_fails_its_checksum(
+    tmp_path, monkeypatch, detector_warnings
+):
+    monkeypatch.setattr(detector_module, "YUNET_DIR", _altered_model_folder(tmp_path))
+    detector = make_detector("auto")
+    assert detector.name == auto_detector_name() == "haar"
+    [record] = detector_warnings
+    assert "Haar" in record.getMessage() and "sha256" in record.getMessage()
+    assert "reinstall classroom-capture" in record.getMessage()
+
+
+def test_the_agent_installs_without_yuface():
+    """yuface is an optional extra (the reference, requirements-dev): not in the package's dependencies
+    nor in the capture image's lock, so every install runs the same yunet-cv."""
+    capture = Path(detector_module.__file__).resolve().parents[1]
+    project = tomllib.loads((capture / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.startswith("yuface")]
+    assert [d.split(";")[0] for d in project["optional-dependencies"]["yuface"]] == ["yuface==2023.5.1"]
+    assert "yuface" not in (capture / "requirements.lock").read_text()
 
 
 def test_unknown_detector_is_a_clear_error():

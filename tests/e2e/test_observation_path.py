@@ -34,7 +34,7 @@ from tests.support.stack import TEACHER, running_stack
 pytestmark = pytest.mark.slow
 
 MODEL_DIR = REPO / "models" / SIGNATURE.model_name
-DETECTOR = "yunet"  # the agent's default detector
+DETECTOR = "auto"  # the agent's default detector (yunet-cv)
 PASSWORD = "e2e-password-123"
 
 

@@ -1,10 +1,11 @@
 """Parity of the browser page's detector and crop with the Python agent, on the same frames.
 
 FER2013 faces placed in 640x480 frames (as the agent's own detector tests do) go through the page's
-detect + crop modules in headless Chromium and through the Python agent's default detector
-(YuNet) and crop; both crops through the same model (the `local` predictor). The page runs the same
-YuNet (src/yunet.js), so its crop squares must be the agent's. Measured figures are printed; the
-floors are what was measured on this machine less a margin.
+detect + crop modules in headless Chromium and through the Python agent's default detector (`auto`:
+YuNet through OpenCV, `yunet-cv`, on every platform) and crop; both crops through the same model
+(the `local` predictor). The page runs the same YuNet (src/yunet.js), so its crop squares must be
+the agent's. Measured figures are printed; the floors are what was measured on this machine less a
+margin.
 """
 
 from __future__ import annotations
@@ -20,14 +21,13 @@ from classroom_capture.detector import (
     analyse,
     crop_face,
     make_detector,
-    yunet_available,
 )
 from classroom_capture.synthetic import FrameMaker, load_fer_faces
 from classroom_contract import EMOTIONS
 
 from tests.support.join import needs_browser
 
-pytestmark = [*needs_browser, pytest.mark.skipif(not yunet_available(), reason="the Python agent's YuNet (yuface)")]
+pytestmark = needs_browser
 
 FACES = 120
 EMPTY = 20
@@ -61,7 +61,8 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     page = chromium.new_page()
     page.goto(f"{base}/bench.html")
     assert page.evaluate("benchInit()") == "wasm"
-    yunet = make_detector("yunet")
+    yunet = make_detector("auto")  # what the agent runs unless told otherwise
+    assert yunet.name == "yunet-cv"
     both, same_face, equal_squares, browser_found, python_found, false_alarms = 0, 0, 0, 0, 0, 0
     crops_py, crops_js, port_error, same_pose = [], [], [], 0
     for url, frame in placed:
@@ -95,7 +96,7 @@ def test_browser_finds_the_same_faces_and_the_model_reads_the_same_emotions(
     sure = np.minimum(probabilities_py.max(axis=1), probabilities_js.max(axis=1)) >= 0.5
     agree_sure = float(np.mean(emotions_py[sure] == emotions_js[sure]))
     print(
-        f"placed FER faces: browser found {browser_found}/{FACES}, python (yunet) {python_found}/{FACES}; "
+        f"placed FER faces: browser found {browser_found}/{FACES}, python ({yunet.name}) {python_found}/{FACES}; "
         f"both {both}, same face {same_face}/{both}, same square {equal_squares}/{both}, "
         f"same head yaw and pitch {same_pose}/{both}; "
         f"same emotion {agree:.1%}, {agree_sure:.1%} of the "

@@ -90,10 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--detector",
-        choices=["auto", "yunet", "yunet-cv", "haar"],
+        choices=["auto", "yunet-cv", "haar", "yunet"],
         default="auto",
-        help="face detector: yunet (default; finds more faces, gives head angles), yunet-cv (the same "
-        "YuNet through OpenCV, used where yuface has no wheel) or haar (last resort)",
+        help="face detector: auto (default) = yunet-cv (YuNet through OpenCV: finds more faces, gives head "
+        "angles), or haar, with a warning, where YuNet cannot run; haar (fewer faces, no head angles); "
+        "yunet (the same YuNet from the optional yuface wheel: slower, for checks)",
     )
     p.add_argument(
         "--consent", action="store_true", help="managed installs: the student has already agreed; do not ask"

@@ -89,7 +89,7 @@ def _demo_parser():
         help=f"samples/s each (env CLASSROOM_RATE; default {DEFAULT_SAMPLE_RATE_HZ:g}, a new class's rate)",
     )
     p.add_argument("--duration", type=float, default=0.0, help="seconds to run; 0 = until Ctrl-C/SIGTERM (default)")
-    p.add_argument("--detector", choices=["auto", "yunet", "yunet-cv", "haar"], default="auto")
+    p.add_argument("--detector", choices=["auto", "yunet-cv", "haar", "yunet"], default="auto")
     p.add_argument("--fast", action="store_true", help="no face detection: crop where the face was placed")
     p.add_argument("--sample", default=None, help=f"FER2013 CSV(.gz) (env {SAMPLE_ENV}; default: ./{DEFAULT_SAMPLE})")
     p.add_argument("--outbox-dir", default=None, help="where the students' outboxes live (default: a temp dir)")

