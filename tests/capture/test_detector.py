@@ -261,15 +261,15 @@ def test_auto_falls_back_to_haar_with_a_warning_where_opencv_lacks_facedetectory
     assert "Haar" in record.getMessage() and "FaceDetectorYN" in record.getMessage()
 
 
-def test_auto_falls_back_to_haar_with_a_warning_when_the_model_fails_its_checksum(
-    tmp_path, monkeypatch, detector_warnings
-):
+def test_auto_refuses_a_model_that_fails_its_checksum_or_is_missing(tmp_path, monkeypatch, detector_warnings):
+    """A broken or altered install is loud, not a quiet Haar: the admin who pushed it must see it."""
     monkeypatch.setattr(detector_module, "YUNET_DIR", _altered_model_folder(tmp_path))
-    detector = make_detector("auto")
-    assert detector.name == auto_detector_name() == "haar"
-    [record] = detector_warnings
-    assert "Haar" in record.getMessage() and "sha256" in record.getMessage()
-    assert "reinstall classroom-capture" in record.getMessage()
+    with pytest.raises(RuntimeError, match="sha256"):
+        make_detector("auto")
+    monkeypatch.setattr(detector_module, "YUNET_DIR", tmp_path / "nowhere")
+    with pytest.raises(RuntimeError, match="reinstall classroom-capture"):
+        make_detector("auto")
+    assert detector_warnings == []
 
 
 def test_the_agent_installs_without_yuface():

@@ -273,27 +273,31 @@ def yunet_cv_available() -> bool:
 
 
 def _auto_choice() -> tuple[str, str | None]:
-    """(detector name, why not the default or None)."""
+    """(detector name, why not the default or None).
+
+    Only a missing capability falls back: an OpenCV older than 4.8 is a laptop's lot, and Haar
+    still works there. A shipped model that is missing or fails its checksum is a broken or
+    altered install: that raises (RuntimeError, naming both digests or the path), because
+    quietly detecting fewer faces would hide it from the IT admin who pushed the agent.
+    """
     if not yunet_cv_available():
         return FALLBACK_DETECTOR, f"this OpenCV ({cv2.__version__}) has no cv2.FaceDetectorYN (needs 4.8+)"
     try:
         load_yunet_model()
-    except RuntimeError as exc:  # an altered model file: a broken install (the message says so)
-        return FALLBACK_DETECTOR, str(exc)
-    except OSError as exc:  # a missing one
-        return FALLBACK_DETECTOR, f"cannot read YuNet's model ({exc}): reinstall classroom-capture"
+    except OSError as exc:
+        raise RuntimeError(f"cannot read YuNet's model ({exc}): reinstall classroom-capture") from exc
     return DEFAULT_DETECTOR, None
 
 
 def auto_detector_name() -> str:
     """YuNet through OpenCV (`yunet-cv`) on every platform, whether or not yuface is installed; Haar
-    only where this OpenCV lacks FaceDetectorYN or the shipped model fails its checksum."""
+    only where this OpenCV lacks FaceDetectorYN. A missing or altered model raises."""
     return _auto_choice()[0]
 
 
 def make_detector(name: str = "auto", **kwargs) -> Detector:
     """A detector by name; "auto": see auto_detector_name(), with a warning when it falls back to Haar.
-    An explicit "yunet-cv" whose model fails its checksum raises instead."""
+    A YuNet model that is missing or fails its checksum raises, named or chosen by "auto"."""
     if name == "auto":
         name, why_not = _auto_choice()
         if why_not:
