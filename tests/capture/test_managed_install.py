@@ -215,6 +215,9 @@ def test_the_readme_names_the_same_agent_and_variable_on_windows_and_macos():
     (variable,) = plist["EnvironmentVariables"]
     assert re.search(r"`~/Library/LaunchAgents/([\w.-]+)\.plist`", text).group(1) == plist["Label"]
     assert plist["RunAtLoad"] is True
+    # restarts after an error exit (a revoked code: exit 3) at most every 10 minutes, not launchd's 10 s
+    if plist.get("KeepAlive"):
+        assert plist.get("ThrottleInterval", 10) >= 600
 
     windows = code_block("bat")
     (win_venv,) = re.findall(r'-m venv "([^"]+)"', windows)
