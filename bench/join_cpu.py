@@ -1,7 +1,7 @@
 """CPU of a student's capturing tab: the /join page in Debian's headless Chromium with a fake camera
 (FER faces placed in 640x480 frames), sampling at --rate, against a real API on 127.0.0.1.
 
-    python -m bench.join_cpu [--rate 2] [--seconds 30] [--camera-fps 4] [--steady]
+    python -m bench.join_cpu [--rate 2] [--seconds 30] [--camera-fps 4] [--steady] [--camera file|fake]
 
 CPU% = user+system time of ALL of Chromium's processes (browser, renderer, GPU/utility) read from
 /proc over --seconds, divided by wall time: % of one core. Measured twice: the consent page open
@@ -10,14 +10,21 @@ frame (median) and where a sample's time goes (the page's window.joinTimings: ms
 in the page's thread, wall time). --camera-fps: the fake camera's frame rate (the tests' 4 by
 default; a laptop's camera gives 30, which shows what the page's frame-rate request saves).
 --steady: the face stays where it is (a student at a laptop; only the expression changes, once a
-second); by default each frame places it anew, anywhere in the middle of the frame. Set
-JOIN_PAGE_DIR to measure another build of the page. Needs the built page (services/capture-web/dist) and redis-server.
+second); by default each frame places it anew, anywhere in the middle of the frame. --camera fake:
+Chromium's own test-pattern camera (`--use-fake-device-for-media-stream=fps=N`, no file, NO FACE: the
+detector runs on every sample but finds nothing, so no crop is made and the per-step timings show
+it) at --camera-fps frames/s (Chromium clamps it to 5-60); the file camera always plays at its file's
+rate, the test pattern at the rate it is given, whatever the page asks. The camera's own rate (the
+track's stats.totalFrames) and the frames that reach the page (stats.deliveredFrames) are printed.
+Set JOIN_PAGE_DIR to measure another build of the page. Needs the built page
+(services/capture-web/dist) and redis-server.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -27,7 +34,7 @@ import numpy as np
 from classroom_capture.synthetic import FrameMaker, load_fer_faces, render_frame
 from classroom_contract import store, tokens
 
-from tests.support.join import FPS, write_y4m
+from tests.support.join import FPS, TRACK_FRAMES, write_y4m
 from tests.support.procs import BIN, CHROMIUM, CHROMIUM_ARGS, Proc, free_port, http_ok, start_redis, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +110,15 @@ def step_means(before: dict, after: dict) -> dict[str, tuple[float, int]]:
     return means
 
 
+def camera_args(kind: str, fps: int, steady: bool, tmp: Path) -> list[str]:
+    """Chromium's flags for the bench's camera: a Y4M file of FER faces, or Chromium's test pattern."""
+    if kind == "fake":
+        return [f"--use-fake-device-for-media-stream=fps={fps}"]
+    camera = tmp / "camera.y4m"
+    write_y4m(camera, camera_frames(fps, steady), fps)
+    return ["--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={camera}"]
+
+
 def main() -> None:
     import redis
     from playwright.sync_api import sync_playwright
@@ -112,6 +128,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--camera-fps", type=int, default=FPS)
     parser.add_argument("--steady", action="store_true")
+    parser.add_argument("--camera", choices=("file", "fake"), default="file")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp())
     redis_port, api_port = free_port(), free_port()
@@ -129,14 +146,12 @@ def main() -> None:
     env |= {"API_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
     api = Proc([str(BIN / "classroom-api")], tmp / "api.log", env=env)
     base = f"http://127.0.0.1:{api_port}"
-    camera = tmp / "camera.y4m"
-    write_y4m(camera, camera_frames(args.camera_fps, args.steady), args.camera_fps)
+    camera = camera_args(args.camera, args.camera_fps, args.steady, tmp)
     try:
         wait_until(lambda: http_ok(base + "/healthz"), timeout=60, what="the API")
         with sync_playwright() as p:
-            fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
             browser = p.chromium.launch(
-                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *fake, f"--use-file-for-fake-video-capture={camera}"]
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", *camera]
             )
             page = browser.new_page()
             page.goto(f"{base}/join#{credential}")
@@ -149,12 +164,14 @@ def main() -> None:
             start = time.monotonic()
             before = chromium_cpu_by_type()
             steps_before = page.evaluate("window.joinTimings || {}")
+            frames_before = page.evaluate(TRACK_FRAMES)
             while time.monotonic() - start < args.seconds:
                 time.sleep(POLL_S)  # each look costs the browser CPU too: a few looks, not one a sample
                 value = page.evaluate("document.body.dataset.detectMs")
                 if value:
                     detect_ms.append(float(value))
             after, elapsed = chromium_cpu_by_type(), time.monotonic() - start
+            frames_after = page.evaluate(TRACK_FRAMES)
             steps = step_means(steps_before, page.evaluate("window.joinTimings || {}"))
             parts = {k: 100 * (v - before.get(k, 0.0)) / elapsed for k, v in after.items()}
             sharing = sum(parts.values())
@@ -164,14 +181,20 @@ def main() -> None:
         api.stop()
         redis_proc.stop()
         crop_proc.stop()
+        shutil.rmtree(tmp, ignore_errors=True)  # a 30 frames/s camera file is 138 MB
     print(
         f"rate {args.rate}/s: Chromium (all processes) {sharing:.1f}% of one core while sharing, "
         f"{idle:.1f}% on the consent page; detection {statistics.median(detect_ms):.1f} ms/frame (median); "
         f"{sent} observations sent in the run; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
         "by process: "
         + ", ".join(f"{k} {v:.1f}%" for k, v in sorted(parts.items(), key=lambda kv: -kv[1]))
-        + f"; camera {args.camera_fps} frames/s{', steady face' if args.steady else ''}"
+        + f"; {args.camera} camera {args.camera_fps} frames/s{', steady face' if args.steady else ''}"
+        + ("" if args.camera == "file" else " (test pattern, no face)")
     )
+    if frames_before and frames_after:
+        seconds = (frames_after["at"] - frames_before["at"]) / 1000
+        total, delivered = (frames_after[k] - frames_before[k] for k in ("total", "delivered"))
+        print(f"camera track: {total / seconds:.1f} frames/s from the camera, {delivered / seconds:.1f} to the page")
     if steps:
         print(
             "page, ms per call (calls in the run): " + ", ".join(f"{k} {ms:.1f} ({n})" for k, (ms, n) in steps.items())

@@ -1,5 +1,5 @@
 """What the /join page's browser tests (and bench/join_cpu.py) share: the marks of a test that needs
-Debian's Chromium and npm, and the Y4M video Chromium's fake camera plays."""
+Debian's Chromium and npm, the Y4M video Chromium's fake camera plays, and the page's camera counters."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ needs_browser = [
 
 #: Frames per second of the fake camera's video.
 FPS = 4
+
+#: page.evaluate() it on the /join page: its camera track's frame counters (Chromium's
+#: MediaStreamTrack.stats), or null before the camera is on. `total`: frames the camera produced;
+#: `delivered`: frames handed to the page (the rest are dropped for the page's frame-rate cap);
+#: `at`: performance.now() in ms.
+TRACK_FRAMES = """() => {
+  const stream = document.getElementById('preview').srcObject;
+  const stats = stream && stream.getVideoTracks()[0].stats;
+  return stats ? {total: stats.totalFrames, delivered: stats.deliveredFrames, at: performance.now()} : null;
+}"""
 
 
 def write_y4m(path, frames, fps: int = FPS) -> None:
