@@ -274,6 +274,29 @@ def test_mixup_blends_images_and_targets_alike_keeping_a_dominant_face():
     assert torch.equal(mixed.amax(dim=(1, 2, 3)), mixed.amin(dim=(1, 2, 3)))
 
 
+def test_batch_norm_is_recalibrated_on_unmixed_crops_and_the_weights_are_kept():
+    torch.manual_seed(0)
+    net = torch_trainer.build_net("plain-w8-d1")
+    crops = torch.from_numpy(_crops(64).transpose(0, 3, 1, 2).copy())
+    net.train()
+    with torch.no_grad():  # running statistics of blends: half the contrast, as mixup's
+        for _ in range(20):
+            net(torch_trainer.augment(crops) * 0.5 + 64)
+    calibrated = torch_trainer.recalibrate_batch_norm(net, crops, batches=20, batch_size=64)
+    assert not calibrated.training and calibrated is not net
+    for (name, a), b in zip(net.state_dict().items(), calibrated.state_dict().values(), strict=True):
+        if "running" not in name and "num_batches" not in name:
+            assert torch.equal(a, b), name  # only the statistics move
+    # the stem's statistics now describe the crops themselves: the variance of its output on them
+    stem = lambda m, x: m.stem_conv(x / 255.0)  # noqa: E731
+    with torch.no_grad():
+        clean_var = stem(calibrated, torch_trainer.augment(crops)).var(dim=(0, 2, 3))
+    ratio = calibrated.stem_bn.running_var / clean_var
+    assert ratio.median().item() == pytest.approx(1.0, abs=0.25)
+    before = (net.stem_bn.running_var / clean_var).median().item()
+    assert not 0.75 < before < 1.25, before  # what training left did not describe the crops
+
+
 def test_mixup_refuses_teacher_outputs_computed_before_the_blend(packed, tmp_path):
     path, _ = packed
     probs = tmp_path / "probs.npz"

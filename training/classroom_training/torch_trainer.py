@@ -29,6 +29,7 @@ This file imports only numpy and torch, so the GPU machine needs no project depe
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import io
 import logging
@@ -365,6 +366,30 @@ def mix(images: torch.Tensor, targets: torch.Tensor, concentration: float) -> tu
     return blend(images, weight.view(-1, 1, 1, 1)), blend(targets, weight.view(-1, 1))
 
 
+@torch.no_grad()
+def recalibrate_batch_norm(
+    net: nn.Module, train_x: torch.Tensor, batches: int = 60, batch_size: int = 256
+) -> nn.Module:
+    """A copy of `net` whose batch-norm statistics are re-estimated on unmixed training crops.
+
+    Trained on mixup's blends, the running statistics describe blends (less contrast than a
+    face), and the served model sees faces: measured on the CPU student after 3 epochs of
+    mixup, PublicTest went from 65.39% to 67.62% with nothing but this re-estimate (60 batches
+    of 256 augmented crops, a cumulative average). The weights are untouched.
+    """
+    calibrated = copy.deepcopy(net)
+    for module in calibrated.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the batches below
+    calibrated.train()
+    generator = torch.Generator(device="cpu").manual_seed(0)
+    for _ in range(batches):
+        index = torch.randint(0, len(train_x), (batch_size,), generator=generator).to(train_x.device)
+        calibrated(augment(train_x[index]))
+    return calibrated.eval()
+
+
 # ---------------------------------------------------------------- training
 
 
@@ -614,14 +639,16 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
                 log.info("first 20 steps: %.3f s a step", (time.monotonic() - epoch_started) / 20)
         epoch += 1
         for run in runs:
-            val_loss, val_accuracy = evaluate(run.net, val_x, val_y)
+            # with mixup, the network is judged (and saved) with statistics of faces, not of blends
+            judged = recalibrate_batch_norm(run.net, train_x) if args.mixup else run.net
+            val_loss, val_accuracy = evaluate(judged, val_x, val_y)
             row = [epoch, round(time.monotonic() - started, 1), lr, run.loss_sum.item() / steps,
                    run.correct.item() / (steps * args.batch_size), val_loss, val_accuracy]  # fmt: skip
             run.writer.writerow(row)
             run.history.flush()
             if val_accuracy > run.best:
                 run.best = val_accuracy
-                _save(run.out / "best.npz", to_keras_arrays(run.net), epoch=epoch, val_accuracy=val_accuracy,
+                _save(run.out / "best.npz", to_keras_arrays(judged), epoch=epoch, val_accuracy=val_accuracy,
                       net=run.spec)  # fmt: skip
             if args.checkpoint:
                 run.epoch = epoch
@@ -633,7 +660,8 @@ def train_many(args: argparse.Namespace) -> dict[str, float]:
     for run in runs:
         run.history.close()
         if args.save_last:
-            _save(run.out / "last.npz", to_keras_arrays(run.net), epoch=epoch, net=run.spec)
+            last = recalibrate_batch_norm(run.net, train_x) if args.mixup else run.net
+            _save(run.out / "last.npz", to_keras_arrays(last), epoch=epoch, net=run.spec)
         log.info("finished %s: %d epochs in %.1f min, best PublicTest %.4f",
                  run.spec, epoch, (time.monotonic() - started) / 60, run.best)  # fmt: skip
     return {run.spec: run.best for run in runs}
