@@ -126,10 +126,9 @@ export function forward(net, input) {
   const dp = (x, prefix, relu = true) => conv(conv(x, `${prefix}_pw`, false), `${prefix}_dw`, relu);
   const unit = (x, model) => dp(dp(x, `backbone__${model}_dp1`), `backbone__${model}_dp2`);
   const pool = (x) => tf.maxPool(x, 2, 2, "valid");
-  const up = (x) => {
-    const [, h, width, c] = x.shape;
-    return tf.reshape(tf.tile(tf.reshape(x, [1, h, 1, width, 1, c]), [1, 1, 2, 1, 2, 1]), [1, 2 * h, 2 * width, c]);
-  };
+  // Nearest 2x upsampling: each value copied to a 2x2 block (out[y][x] = in[y >> 1][x >> 1], so the
+  // same values as a tile). tfjs-wasm's Tile was the forward's largest cost (6-D, element by element).
+  const up = (x) => tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]]);
   return tf.tidy(() => {
     let x = tf.tensor4d(input.data, [1, input.padHeight, input.padWidth, 3]);
     const first = w["backbone__model0_pw.weight"];
