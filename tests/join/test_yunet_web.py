@@ -53,10 +53,11 @@ def test_generator_rewrites_the_committed_files_byte_for_byte():
         assert (WEB_DIR / name).read_bytes() == data, name
 
 
-SCRIPT = """([width, height, outWidth, outHeight]) => {
+SCRIPT = """([width, height, outWidth, outHeight, offset]) => {
   let seed = 11;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const rgba = new Uint8ClampedArray(width * height * 4).map(() => Math.floor(random() * 256));
+  const rgba = new Uint8ClampedArray(new ArrayBuffer(offset + width * height * 4), offset, width * height * 4);
+  rgba.forEach((_, i) => { rgba[i] = Math.floor(random() * 256); });
   const { data, padWidth } = window.yunet.areaDownscale(rgba, width, height, outWidth, outHeight);
   const bgr = [];
   for (let y = 0; y < outHeight; y += 1) bgr.push(...data.subarray(y * padWidth * 3, (y * padWidth + outWidth) * 3));
@@ -69,7 +70,15 @@ def with_browser(test):
     return functools.reduce(lambda marked, mark: mark(marked), needs_browser, test)
 
 
-@pytest.mark.parametrize("sizes", [(640, 480, 320, 240), (1280, 720, 320, 180), (800, 600, 320, 240)])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (640, 480, 320, 240, 0),  # 2x2: 32-bit words, two channels at a time
+        (640, 480, 320, 240, 1),  # 2x2 on pixels not 4-byte aligned: byte by byte
+        (1280, 720, 320, 180, 0),
+        (800, 600, 320, 240, 0),
+    ],
+)
 @with_browser
 def test_downscale_is_the_agents_inter_area(bench_site, chromium, sizes):
     """The agent detects on cv2.resize(frame, (320, ...), INTER_AREA): YuNet's boxes move with its
@@ -79,7 +88,7 @@ def test_downscale_is_the_agents_inter_area(bench_site, chromium, sizes):
     page.goto(f"{base}/bench.html")
     result = page.evaluate(SCRIPT, list(sizes))
     page.close()
-    width, height, out_width, out_height = sizes
+    width, height, out_width, out_height, _ = sizes
     rgba = np.array(result["rgba"], np.uint8).reshape(height, width, 4)
     expected = cv2.resize(
         np.ascontiguousarray(rgba[:, :, 2::-1]), (out_width, out_height), interpolation=cv2.INTER_AREA

@@ -36,6 +36,7 @@ export function areaDownscale(rgba, width, height, outWidth, outHeight) {
   const out = new Float32Array(padH * padW * 3);
   const sx = width / outWidth;
   const sy = height / outHeight;
+  if (sx === 2 && sy === 2) return { data: halve(rgba, width, outWidth, outHeight, padW, out), padWidth: padW, padHeight: padH };
   if (Number.isInteger(sx) && Number.isInteger(sy)) {
     const area = sx * sy;
     for (let y = 0; y < outHeight; y += 1) {
@@ -88,6 +89,48 @@ export function areaDownscale(rgba, width, height, outWidth, outHeight) {
     }
   }
   return { data: out, padWidth: padW, padHeight: padH };
+}
+
+/** The 2x2 case of areaDownscale (640x480 -> 320x240, the common camera): each output the rounded
+ * mean of its 2x2 block, (sum + 2) >> 2, as OpenCV's INTER_AREA for a factor of 2. Reads a pixel as
+ * one 32-bit word and adds two channels at once in 16-bit lanes (4 x 255 fits): R+B, then G+A. */
+function halve(rgba, width, outWidth, outHeight, padW, out) {
+  if (rgba.byteOffset % 4 !== 0 || !LITTLE_ENDIAN) return halveBytes(rgba, width, outWidth, outHeight, padW, out);
+  const words = new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2);
+  const M = 0x00ff00ff;
+  for (let y = 0; y < outHeight; y += 1) {
+    let i = 2 * y * width;
+    let o = y * padW * 3;
+    for (const end = o + outWidth * 3; o < end; o += 3, i += 2) {
+      const a = words[i];
+      const b = words[i + 1];
+      const c = words[i + width];
+      const d = words[i + width + 1];
+      const rb = (a & M) + (b & M) + (c & M) + (d & M);
+      const ga = ((a >>> 8) & M) + ((b >>> 8) & M) + ((c >>> 8) & M) + ((d >>> 8) & M);
+      out[o] = ((rb >>> 16) + 2) >> 2;
+      out[o + 1] = ((ga & 0xffff) + 2) >> 2;
+      out[o + 2] = ((rb & 0xffff) + 2) >> 2;
+    }
+  }
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function halveBytes(rgba, width, outWidth, outHeight, padW, out) {
+  const row = width * 4;
+  for (let y = 0; y < outHeight; y += 1) {
+    let i = 2 * y * row;
+    let o = y * padW * 3;
+    for (const end = o + outWidth * 3; o < end; o += 3, i += 8) {
+      const j = i + row;
+      out[o] = (rgba[i + 2] + rgba[i + 6] + rgba[j + 2] + rgba[j + 6] + 2) >> 2;
+      out[o + 1] = (rgba[i + 1] + rgba[i + 5] + rgba[j + 1] + rgba[j + 5] + 2) >> 2;
+      out[o + 2] = (rgba[i] + rgba[i + 4] + rgba[j] + rgba[j + 4] + 2) >> 2;
+    }
+  }
+  return out;
 }
 
 function roundHalfEven(v) {
