@@ -58,7 +58,7 @@ function framePixels(input, width, height) {
 }
 
 /** Faces in `input` (canvas, video or VideoFrame), in its pixels: [{box: [x, y, w, h], score,
- * landmarks: five [x, y]}], as the agent's YuNet detector finds them. */
+ * landmarks: five [x, y]}], as the agent's YuNet detector finds them; with the frame's RGBA pixels. */
 export async function detectFaces(input) {
   const [width, height] = frameSize(input);
   let started = performance.now();
@@ -67,28 +67,23 @@ export async function detectFaces(input) {
   started = performance.now();
   const faces = await detectYuNet(yunet, pixels, width, height, WORK_WIDTH);
   timed("detector", started);
-  return faces;
+  return { faces, pixels };
 }
 
-const windowCanvas = document.createElement("canvas");
 let gray = new Uint8Array(0);
 
 /** One frame (a canvas or a VideoFrame) as the Python agent's analyse(): its faces, and the largest
- * one's crop square and 48x48 crop. Only the crop's window is made grey. */
+ * one's crop square and 48x48 crop. The crop is cut from the pixels the detector read (one readback
+ * a sample); only the crop's window is made grey. */
 export async function analyseFrame(frame) {
-  const faces = await detectFaces(frame);
+  const { faces, pixels } = await detectFaces(frame);
   if (!faces.length) return { faces, student: null, square: null, crop: null };
   const student = faces.reduce((a, b) => (a.box[2] * a.box[3] >= b.box[2] * b.box[3] ? a : b));
   const started = performance.now();
   const square = cropSquare(student);
   const [width, height] = frameSize(frame);
-  const [x0, y0, x1, y1] = cropWindow(square, IDENTITY, width, height);
-  windowCanvas.width = x1 - x0;
-  windowCanvas.height = y1 - y0;
-  const context = windowCanvas.getContext("2d", { willReadFrequently: true });
-  context.drawImage(frame, x0, y0, x1 - x0, y1 - y0, 0, 0, x1 - x0, y1 - y0);
   if (gray.length !== width * height) gray = new Uint8Array(width * height);
-  toGrayWindow(context.getImageData(0, 0, x1 - x0, y1 - y0).data, gray, width, [x0, y0, x1, y1]);
+  toGrayWindow(pixels, gray, width, cropWindow(square, IDENTITY, width, height));
   const crop = cropFace(gray, width, height, square, IDENTITY);
   timed("crop", started);
   return { faces, student, square, crop };

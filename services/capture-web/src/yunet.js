@@ -4,6 +4,8 @@
 // decode of scripts/yunet_from_yuface.py. The same downscale (areaDownscale: cv2.INTER_AREA),
 // thresholds and rounding give the agent's boxes, hence its crop square.
 
+import { timed } from "./timings.js";
+
 /** yuface's own candidate filter and suppression (scripts/yunet_from_yuface.py YUFACE_*), then the
  * agent's min_score (YuNetDetector / YuNetOpenCVDetector), applied to yuface's whole percents. */
 export const CANDIDATE_SCORE = 0.2;
@@ -261,15 +263,21 @@ export function detectYuNet(net, rgba, width, height, workWidth = 320) {
   const factor = width > workWidth ? workWidth / width : 1;
   const outWidth = factor === 1 ? width : workWidth;
   const outHeight = factor === 1 ? height : Math.round(height * factor);
+  let started = performance.now();
   const input = areaDownscale(rgba, width, height, outWidth, outHeight);
+  started = timed("detector: downscale", started);
   const out = forward(net, input);
+  started = timed("detector: network", started); // tfjs-wasm runs each op as it is dispatched
   const shapes = STRIDES.map((s) => [input.padHeight / s, input.padWidth / s]);
   const heads = {};
   for (const head of Object.keys(HEADS)) {
     heads[head] = out[head].map((t) => t.dataSync());
     out[head].forEach((t) => t.dispose());
   }
-  return decode(heads, shapes)
+  started = timed("detector: read outputs", started);
+  const rows = decode(heads, shapes);
+  timed("detector: decode", started);
+  return rows
     .filter((row) => row[3] > 0 && row[4] > 0)
     .map((row) => ({
       box: row.slice(1, 5).map((v) => v / factor),
