@@ -210,48 +210,46 @@ function iou(a, b) {
  * (whole pixels by C truncation, whole percents) and kept from MIN_SCORE_PERCENT: decode() of
  * scripts/yunet_from_yuface.py, then the agent's truncation and min_score. */
 export function decode(heads, shapes) {
-  const scores = [];
-  const boxes = [];
-  const marks = [];
+  // Scores of every anchor; boxes only for the candidates (score >= CANDIDATE_SCORE, a few dozen of
+  // the 1,680 anchors of a 320x240 frame), landmarks only for the kept: the same arithmetic, in order.
+  const candidates = [];
+  let first = 0;
   STRIDES.forEach((s, level) => {
     const [rows, cols] = shapes[level];
     const cls = heads.cls[level];
     const obj = heads.obj[level];
-    const reg = heads.bbox[level];
-    const kps = heads.kps[level];
-    for (let r = 0; r < rows; r += 1) {
-      for (let c = 0; c < cols; c += 1) {
-        const i = r * cols + c;
-        const px = f32(c * s);
-        const py = f32(r * s);
-        const cx = f32(f32(reg[i * 4] * s) + px);
-        const cy = f32(f32(reg[i * 4 + 1] * s) + py);
-        const w = f32(f32(Math.exp(reg[i * 4 + 2])) * s);
-        const h = f32(f32(Math.exp(reg[i * 4 + 3])) * s);
-        boxes.push([f32(cx - f32(w / 2)), f32(cy - f32(h / 2)), f32(cx + f32(w / 2)), f32(cy + f32(h / 2))]);
-        const m = [];
-        for (let k = 0; k < 5; k += 1) m.push(f32(f32(kps[i * 10 + 2 * k] * s) + px), f32(f32(kps[i * 10 + 2 * k + 1] * s) + py));
-        marks.push(m);
-        scores.push(f32(Math.sqrt(f32(sigmoid(cls[i]) * sigmoid(obj[i])))));
-      }
+    for (let i = 0; i < rows * cols; i += 1) {
+      const score = f32(Math.sqrt(f32(sigmoid(cls[i]) * sigmoid(obj[i]))));
+      if (score >= CANDIDATE_SCORE) candidates.push({ score, order: first + i, s, level, i, r: Math.floor(i / cols), c: i % cols });
     }
+    first += rows * cols;
   });
-  const order = scores
-    .map((score, i) => [score, i])
-    .filter(([score]) => score >= CANDIDATE_SCORE)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, TOP_K)
-    .map(([, i]) => i);
+  candidates.sort((a, b) => b.score - a.score || a.order - b.order);
+  const boxes = candidates.slice(0, TOP_K).map((k) => {
+    const { s, i } = k;
+    const reg = heads.bbox[k.level];
+    const cx = f32(f32(reg[i * 4] * s) + f32(k.c * s));
+    const cy = f32(f32(reg[i * 4 + 1] * s) + f32(k.r * s));
+    const w = f32(f32(Math.exp(reg[i * 4 + 2])) * s);
+    const h = f32(f32(Math.exp(reg[i * 4 + 3])) * s);
+    return [f32(cx - f32(w / 2)), f32(cy - f32(h / 2)), f32(cx + f32(w / 2)), f32(cy + f32(h / 2))];
+  });
   const kept = [];
-  for (const i of order) {
-    if (kept.every((k) => iou(boxes[i], boxes[k]) <= NMS_THRESHOLD)) kept.push(i);
+  for (let j = 0; j < boxes.length; j += 1) {
+    if (kept.every((k) => iou(boxes[j], boxes[k]) <= NMS_THRESHOLD)) kept.push(j);
   }
   const rows = [];
-  for (const i of kept.slice(0, KEEP_TOP_K)) {
-    const percent = Math.trunc(f32(scores[i] * 100));
+  for (const j of kept.slice(0, KEEP_TOP_K)) {
+    const { score, s, level, i } = candidates[j];
+    const percent = Math.trunc(f32(score * 100));
     if (percent < MIN_SCORE_PERCENT) continue;
-    const [x1, y1, x2, y2] = boxes[i];
-    rows.push([percent / 100, ...[x1, y1, f32(x2 - x1), f32(y2 - y1), ...marks[i]].map(Math.trunc)]);
+    const px = f32(candidates[j].c * s);
+    const py = f32(candidates[j].r * s);
+    const kps = heads.kps[level];
+    const marks = [];
+    for (let k = 0; k < 5; k += 1) marks.push(f32(f32(kps[i * 10 + 2 * k] * s) + px), f32(f32(kps[i * 10 + 2 * k + 1] * s) + py));
+    const [x1, y1, x2, y2] = boxes[j];
+    rows.push([percent / 100, ...[x1, y1, f32(x2 - x1), f32(y2 - y1), ...marks].map(Math.trunc)]);
   }
   return rows;
 }
