@@ -122,3 +122,44 @@ def placed_frame(bench_site) -> str:
     _, folder = bench_site
     cv2.imwrite(str(folder / "leak.png"), FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0).next().image)
     return "/leak.png"
+
+
+CAMERA_PIXELS = """async () => {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  const video = document.createElement("video");
+  video.srcObject = stream;
+  video.muted = true;
+  await video.play();
+  const canvas = document.createElement("canvas");
+  const frames = [];
+  for (let k = 0; k < 4; k += 1) {
+    await new Promise((resolve) => video.requestVideoFrameCallback(resolve));
+    const frame = new VideoFrame(video);
+    const [width, height] = [frame.displayWidth, frame.displayHeight];
+    [canvas.width, canvas.height] = [width, height];
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(frame, 0, 0, width, height);
+    const drawn = context.getImageData(0, 0, width, height).data;
+    const ours = await window.framePixels(frame, width, height);
+    let differing = 0;
+    for (let i = 0; i < drawn.length; i += 1) if (drawn[i] !== ours[i]) differing += 1;
+    frames.push({ format: frame.format, size: [width, height], differing });
+    frame.close();
+  }
+  stream.getTracks().forEach((track) => track.stop());
+  return frames;
+}"""
+
+
+@with_browser
+def test_camera_frame_pixels_are_the_canvas_pixels(bench_site, camera_browser):
+    """The page reads a camera frame's RGBA with VideoFrame.copyTo (no canvas): the bytes must be the
+    ones a canvas drawImage + getImageData gives (what the page read before, and what the parity with
+    the agent was measured on). Real Chromium, its fake camera playing a Y4M file (I420)."""
+    base, _ = bench_site
+    page = camera_browser.new_page()
+    page.goto(f"{base}/bench.html")
+    frames = page.evaluate(CAMERA_PIXELS)
+    page.close()
+    assert [f["format"] for f in frames] == ["I420"] * 4  # the copyTo path, not the canvas fallback
+    assert all(f["size"] == [640, 480] and f["differing"] == 0 for f in frames), frames
