@@ -1,5 +1,5 @@
-"""The page reads back and makes grey only the crop's window of a frame (crop.js cropWindow), and
-blurs only the pixels the 48x48 sampling reads: the crop must be the one made from the whole grey
+"""The page makes grey only the crop's window of a frame (crop.js cropWindow), and blurs only the
+pixels the 48x48 sampling reads: the crop must be the one made from the whole grey
 frame, for every square, near or past the frame's edges too, whatever the rest of the frame's buffer
 holds; and it must stay the Python agent's crop_face() of the same square."""
 
@@ -32,12 +32,8 @@ SCRIPT = """() => {
   for (const [n, square] of squares.entries()) {
     const [x0, y0, x1, y1] = cropWindow(square, IDENTITY, width, height);
     minWindow = Math.min(minWindow, ((x1 - x0) * (y1 - y0)) / (width * height));
-    const part = new Uint8ClampedArray((x1 - x0) * (y1 - y0) * 4);
-    for (let y = y0; y < y1; y += 1) {
-      part.set(rgba.subarray((y * width + x0) * 4, (y * width + x1) * 4), (y - y0) * (x1 - x0) * 4);
-    }
     const gray = new Uint8Array(width * height).fill(n % 2 ? 255 : 0);  // stale content elsewhere
-    toGrayWindow(part, gray, width, [x0, y0, x1, y1]);
+    toGrayWindow(rgba, gray, width, [x0, y0, x1, y1]);
     const a = cropFace(whole, width, height, square, IDENTITY);
     const b = cropFace(gray, width, height, square, IDENTITY);
     if (a.some((v, i) => v !== b[i])) differing += 1;

@@ -53,10 +53,11 @@ def test_generator_rewrites_the_committed_files_byte_for_byte():
         assert (WEB_DIR / name).read_bytes() == data, name
 
 
-SCRIPT = """([width, height, outWidth, outHeight]) => {
+SCRIPT = """([width, height, outWidth, outHeight, offset]) => {
   let seed = 11;
   const random = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
-  const rgba = new Uint8ClampedArray(width * height * 4).map(() => Math.floor(random() * 256));
+  const rgba = new Uint8ClampedArray(new ArrayBuffer(offset + width * height * 4), offset, width * height * 4);
+  rgba.forEach((_, i) => { rgba[i] = Math.floor(random() * 256); });
   const { data, padWidth } = window.yunet.areaDownscale(rgba, width, height, outWidth, outHeight);
   const bgr = [];
   for (let y = 0; y < outHeight; y += 1) bgr.push(...data.subarray(y * padWidth * 3, (y * padWidth + outWidth) * 3));
@@ -69,7 +70,15 @@ def with_browser(test):
     return functools.reduce(lambda marked, mark: mark(marked), needs_browser, test)
 
 
-@pytest.mark.parametrize("sizes", [(640, 480, 320, 240), (1280, 720, 320, 180), (800, 600, 320, 240)])
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        (640, 480, 320, 240, 0),  # 2x2: 32-bit words, two channels at a time
+        (640, 480, 320, 240, 1),  # 2x2 on pixels not 4-byte aligned: byte by byte
+        (1280, 720, 320, 180, 0),
+        (800, 600, 320, 240, 0),
+    ],
+)
 @with_browser
 def test_downscale_is_the_agents_inter_area(bench_site, chromium, sizes):
     """The agent detects on cv2.resize(frame, (320, ...), INTER_AREA): YuNet's boxes move with its
@@ -79,7 +88,7 @@ def test_downscale_is_the_agents_inter_area(bench_site, chromium, sizes):
     page.goto(f"{base}/bench.html")
     result = page.evaluate(SCRIPT, list(sizes))
     page.close()
-    width, height, out_width, out_height = sizes
+    width, height, out_width, out_height, _ = sizes
     rgba = np.array(result["rgba"], np.uint8).reshape(height, width, 4)
     expected = cv2.resize(
         np.ascontiguousarray(rgba[:, :, 2::-1]), (out_width, out_height), interpolation=cv2.INTER_AREA
@@ -113,3 +122,44 @@ def placed_frame(bench_site) -> str:
     _, folder = bench_site
     cv2.imwrite(str(folder / "leak.png"), FrameMaker(load_fer_faces(), seed=5, no_face_ratio=0.0).next().image)
     return "/leak.png"
+
+
+CAMERA_PIXELS = """async () => {
+  const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+  const video = document.createElement("video");
+  video.srcObject = stream;
+  video.muted = true;
+  await video.play();
+  const canvas = document.createElement("canvas");
+  const frames = [];
+  for (let k = 0; k < 4; k += 1) {
+    await new Promise((resolve) => video.requestVideoFrameCallback(resolve));
+    const frame = new VideoFrame(video);
+    const [width, height] = [frame.displayWidth, frame.displayHeight];
+    [canvas.width, canvas.height] = [width, height];
+    const context = canvas.getContext("2d", { willReadFrequently: true });
+    context.drawImage(frame, 0, 0, width, height);
+    const drawn = context.getImageData(0, 0, width, height).data;
+    const ours = await window.framePixels(frame, width, height);
+    let differing = 0;
+    for (let i = 0; i < drawn.length; i += 1) if (drawn[i] !== ours[i]) differing += 1;
+    frames.push({ format: frame.format, size: [width, height], differing });
+    frame.close();
+  }
+  stream.getTracks().forEach((track) => track.stop());
+  return frames;
+}"""
+
+
+@with_browser
+def test_camera_frame_pixels_are_the_canvas_pixels(bench_site, camera_browser):
+    """The page reads a camera frame's RGBA with VideoFrame.copyTo (no canvas): the bytes must be the
+    ones a canvas drawImage + getImageData gives (what the page read before, and what the parity with
+    the agent was measured on). Real Chromium, its fake camera playing a Y4M file (I420)."""
+    base, _ = bench_site
+    page = camera_browser.new_page()
+    page.goto(f"{base}/bench.html")
+    frames = page.evaluate(CAMERA_PIXELS)
+    page.close()
+    assert [f["format"] for f in frames] == ["I420"] * 4  # the copyTo path, not the canvas fallback
+    assert all(f["size"] == [640, 480] and f["differing"] == 0 for f in frames), frames

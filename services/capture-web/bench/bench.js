@@ -1,7 +1,7 @@
 // Detector bench and calibration page (bench/browser_detectors.py drives it): the page's own
 // detector module on frames served from 127.0.0.1.
 import * as crop from "../src/crop.js";
-import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector, tf } from "../src/detect.js";
+import { NEUTRAL_NOSE_HEIGHT, analyseFrame, framePixels, loadDetector, tf } from "../src/detect.js";
 import { Outbox } from "../src/outbox.js";
 import { headPose } from "../src/pose.js";
 import * as yunet from "../src/yunet.js";
@@ -10,6 +10,7 @@ window.Outbox = Outbox; // for tests/join/test_outbox_js.py
 window.crop = crop; // for tests/join/test_crop_js.py
 window.yunet = yunet; // for tests/join/test_yunet_web.py
 window.tf = tf;
+window.framePixels = framePixels; // for tests/join/test_yunet_web.py
 
 const canvas = document.createElement("canvas");
 

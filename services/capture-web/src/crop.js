@@ -15,12 +15,12 @@ export function toGray(rgba, width, height) {
   return gray;
 }
 
-/** Grayscale (as toGray) of the window [x0, x1) x [y0, y1) of a frame `width` wide, written into `gray`
- * (a whole frame's buffer, reused): `rgba` holds only the window's pixels. */
+/** Grayscale (as toGray) of the window [x0, x1) x [y0, y1) of the frame's RGBA pixels `rgba`, `width`
+ * wide, written into `gray` (a whole frame's buffer, reused): the rest of `gray` is left as it was. */
 export function toGrayWindow(rgba, gray, width, [x0, y0, x1, y1]) {
   const w = x1 - x0;
-  for (let y = y0, j = 0; y < y1; y += 1) {
-    for (let i = y * width + x0, end = i + w; i < end; i += 1, j += 4) {
+  for (let y = y0; y < y1; y += 1) {
+    for (let i = y * width + x0, end = i + w, j = 4 * i; i < end; i += 1, j += 4) {
       gray[i] = Math.round(0.299 * rgba[j] + 0.587 * rgba[j + 1] + 0.114 * rgba[j + 2]);
     }
   }

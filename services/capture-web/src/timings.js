@@ -4,11 +4,13 @@
 export const timings = {};
 globalThis.joinTimings = timings;
 
-/** Adds the time since `started` (a performance.now()) to `step`. */
+/** Adds the time since `started` (a performance.now()) to `step`; returns now (the next step's start). */
 export function timed(step, started) {
+  const now = performance.now();
   const entry = timings[step] || (timings[step] = { ms: 0, count: 0 });
-  entry.ms += performance.now() - started;
+  entry.ms += now - started;
   entry.count += 1;
+  return now;
 }
 
 /** `object[method]` (async), its time added to `step` on each call. */

@@ -4,6 +4,8 @@
 // decode of scripts/yunet_from_yuface.py. The same downscale (areaDownscale: cv2.INTER_AREA),
 // thresholds and rounding give the agent's boxes, hence its crop square.
 
+import { timed } from "./timings.js";
+
 /** yuface's own candidate filter and suppression (scripts/yunet_from_yuface.py YUFACE_*), then the
  * agent's min_score (YuNetDetector / YuNetOpenCVDetector), applied to yuface's whole percents. */
 export const CANDIDATE_SCORE = 0.2;
@@ -36,6 +38,7 @@ export function areaDownscale(rgba, width, height, outWidth, outHeight) {
   const out = new Float32Array(padH * padW * 3);
   const sx = width / outWidth;
   const sy = height / outHeight;
+  if (sx === 2 && sy === 2) return { data: halve(rgba, width, outWidth, outHeight, padW, out), padWidth: padW, padHeight: padH };
   if (Number.isInteger(sx) && Number.isInteger(sy)) {
     const area = sx * sy;
     for (let y = 0; y < outHeight; y += 1) {
@@ -90,6 +93,48 @@ export function areaDownscale(rgba, width, height, outWidth, outHeight) {
   return { data: out, padWidth: padW, padHeight: padH };
 }
 
+/** The 2x2 case of areaDownscale (640x480 -> 320x240, the common camera): each output the rounded
+ * mean of its 2x2 block, (sum + 2) >> 2, as OpenCV's INTER_AREA for a factor of 2. Reads a pixel as
+ * one 32-bit word and adds two channels at once in 16-bit lanes (4 x 255 fits): R+B, then G+A. */
+function halve(rgba, width, outWidth, outHeight, padW, out) {
+  if (rgba.byteOffset % 4 !== 0 || !LITTLE_ENDIAN) return halveBytes(rgba, width, outWidth, outHeight, padW, out);
+  const words = new Uint32Array(rgba.buffer, rgba.byteOffset, rgba.length >> 2);
+  const M = 0x00ff00ff;
+  for (let y = 0; y < outHeight; y += 1) {
+    let i = 2 * y * width;
+    let o = y * padW * 3;
+    for (const end = o + outWidth * 3; o < end; o += 3, i += 2) {
+      const a = words[i];
+      const b = words[i + 1];
+      const c = words[i + width];
+      const d = words[i + width + 1];
+      const rb = (a & M) + (b & M) + (c & M) + (d & M);
+      const ga = ((a >>> 8) & M) + ((b >>> 8) & M) + ((c >>> 8) & M) + ((d >>> 8) & M);
+      out[o] = ((rb >>> 16) + 2) >> 2;
+      out[o + 1] = ((ga & 0xffff) + 2) >> 2;
+      out[o + 2] = ((rb & 0xffff) + 2) >> 2;
+    }
+  }
+  return out;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+function halveBytes(rgba, width, outWidth, outHeight, padW, out) {
+  const row = width * 4;
+  for (let y = 0; y < outHeight; y += 1) {
+    let i = 2 * y * row;
+    let o = y * padW * 3;
+    for (const end = o + outWidth * 3; o < end; o += 3, i += 8) {
+      const j = i + row;
+      out[o] = (rgba[i + 2] + rgba[i + 6] + rgba[j + 2] + rgba[j + 6] + 2) >> 2;
+      out[o + 1] = (rgba[i + 1] + rgba[i + 5] + rgba[j + 1] + rgba[j + 5] + 2) >> 2;
+      out[o + 2] = (rgba[i] + rgba[i + 4] + rgba[j] + rgba[j + 4] + 2) >> 2;
+    }
+  }
+  return out;
+}
+
 function roundHalfEven(v) {
   const r = Math.round(v);
   return Math.min(255, Math.abs(v % 1) === 0.5 && r % 2 ? r - 1 : r);
@@ -126,10 +171,9 @@ export function forward(net, input) {
   const dp = (x, prefix, relu = true) => conv(conv(x, `${prefix}_pw`, false), `${prefix}_dw`, relu);
   const unit = (x, model) => dp(dp(x, `backbone__${model}_dp1`), `backbone__${model}_dp2`);
   const pool = (x) => tf.maxPool(x, 2, 2, "valid");
-  const up = (x) => {
-    const [, h, width, c] = x.shape;
-    return tf.reshape(tf.tile(tf.reshape(x, [1, h, 1, width, 1, c]), [1, 1, 2, 1, 2, 1]), [1, 2 * h, 2 * width, c]);
-  };
+  // Nearest 2x upsampling: each value copied to a 2x2 block (out[y][x] = in[y >> 1][x >> 1], so the
+  // same values as a tile). tfjs-wasm's Tile was the forward's largest cost (6-D, element by element).
+  const up = (x) => tf.image.resizeNearestNeighbor(x, [2 * x.shape[1], 2 * x.shape[2]]);
   return tf.tidy(() => {
     let x = tf.tensor4d(input.data, [1, input.padHeight, input.padWidth, 3]);
     const first = w["backbone__model0_pw.weight"];
@@ -166,48 +210,46 @@ function iou(a, b) {
  * (whole pixels by C truncation, whole percents) and kept from MIN_SCORE_PERCENT: decode() of
  * scripts/yunet_from_yuface.py, then the agent's truncation and min_score. */
 export function decode(heads, shapes) {
-  const scores = [];
-  const boxes = [];
-  const marks = [];
+  // Scores of every anchor; boxes only for the candidates (score >= CANDIDATE_SCORE, a few dozen of
+  // the 1,680 anchors of a 320x240 frame), landmarks only for the kept: the same arithmetic, in order.
+  const candidates = [];
+  let first = 0;
   STRIDES.forEach((s, level) => {
     const [rows, cols] = shapes[level];
     const cls = heads.cls[level];
     const obj = heads.obj[level];
-    const reg = heads.bbox[level];
-    const kps = heads.kps[level];
-    for (let r = 0; r < rows; r += 1) {
-      for (let c = 0; c < cols; c += 1) {
-        const i = r * cols + c;
-        const px = f32(c * s);
-        const py = f32(r * s);
-        const cx = f32(f32(reg[i * 4] * s) + px);
-        const cy = f32(f32(reg[i * 4 + 1] * s) + py);
-        const w = f32(f32(Math.exp(reg[i * 4 + 2])) * s);
-        const h = f32(f32(Math.exp(reg[i * 4 + 3])) * s);
-        boxes.push([f32(cx - f32(w / 2)), f32(cy - f32(h / 2)), f32(cx + f32(w / 2)), f32(cy + f32(h / 2))]);
-        const m = [];
-        for (let k = 0; k < 5; k += 1) m.push(f32(f32(kps[i * 10 + 2 * k] * s) + px), f32(f32(kps[i * 10 + 2 * k + 1] * s) + py));
-        marks.push(m);
-        scores.push(f32(Math.sqrt(f32(sigmoid(cls[i]) * sigmoid(obj[i])))));
-      }
+    for (let i = 0; i < rows * cols; i += 1) {
+      const score = f32(Math.sqrt(f32(sigmoid(cls[i]) * sigmoid(obj[i]))));
+      if (score >= CANDIDATE_SCORE) candidates.push({ score, order: first + i, s, level, i, r: Math.floor(i / cols), c: i % cols });
     }
+    first += rows * cols;
   });
-  const order = scores
-    .map((score, i) => [score, i])
-    .filter(([score]) => score >= CANDIDATE_SCORE)
-    .sort((a, b) => b[0] - a[0] || a[1] - b[1])
-    .slice(0, TOP_K)
-    .map(([, i]) => i);
+  candidates.sort((a, b) => b.score - a.score || a.order - b.order);
+  const boxes = candidates.slice(0, TOP_K).map((k) => {
+    const { s, i } = k;
+    const reg = heads.bbox[k.level];
+    const cx = f32(f32(reg[i * 4] * s) + f32(k.c * s));
+    const cy = f32(f32(reg[i * 4 + 1] * s) + f32(k.r * s));
+    const w = f32(f32(Math.exp(reg[i * 4 + 2])) * s);
+    const h = f32(f32(Math.exp(reg[i * 4 + 3])) * s);
+    return [f32(cx - f32(w / 2)), f32(cy - f32(h / 2)), f32(cx + f32(w / 2)), f32(cy + f32(h / 2))];
+  });
   const kept = [];
-  for (const i of order) {
-    if (kept.every((k) => iou(boxes[i], boxes[k]) <= NMS_THRESHOLD)) kept.push(i);
+  for (let j = 0; j < boxes.length; j += 1) {
+    if (kept.every((k) => iou(boxes[j], boxes[k]) <= NMS_THRESHOLD)) kept.push(j);
   }
   const rows = [];
-  for (const i of kept.slice(0, KEEP_TOP_K)) {
-    const percent = Math.trunc(f32(scores[i] * 100));
+  for (const j of kept.slice(0, KEEP_TOP_K)) {
+    const { score, s, level, i } = candidates[j];
+    const percent = Math.trunc(f32(score * 100));
     if (percent < MIN_SCORE_PERCENT) continue;
-    const [x1, y1, x2, y2] = boxes[i];
-    rows.push([percent / 100, ...[x1, y1, f32(x2 - x1), f32(y2 - y1), ...marks[i]].map(Math.trunc)]);
+    const px = f32(candidates[j].c * s);
+    const py = f32(candidates[j].r * s);
+    const kps = heads.kps[level];
+    const marks = [];
+    for (let k = 0; k < 5; k += 1) marks.push(f32(f32(kps[i * 10 + 2 * k] * s) + px), f32(f32(kps[i * 10 + 2 * k + 1] * s) + py));
+    const [x1, y1, x2, y2] = boxes[j];
+    rows.push([percent / 100, ...[x1, y1, f32(x2 - x1), f32(y2 - y1), ...marks].map(Math.trunc)]);
   }
   return rows;
 }
@@ -219,15 +261,21 @@ export function detectYuNet(net, rgba, width, height, workWidth = 320) {
   const factor = width > workWidth ? workWidth / width : 1;
   const outWidth = factor === 1 ? width : workWidth;
   const outHeight = factor === 1 ? height : Math.round(height * factor);
+  let started = performance.now();
   const input = areaDownscale(rgba, width, height, outWidth, outHeight);
+  started = timed("detector: downscale", started);
   const out = forward(net, input);
+  started = timed("detector: network", started); // tfjs-wasm runs each op as it is dispatched
   const shapes = STRIDES.map((s) => [input.padHeight / s, input.padWidth / s]);
   const heads = {};
   for (const head of Object.keys(HEADS)) {
     heads[head] = out[head].map((t) => t.dataSync());
     out[head].forEach((t) => t.dispose());
   }
-  return decode(heads, shapes)
+  started = timed("detector: read outputs", started);
+  const rows = decode(heads, shapes);
+  timed("detector: decode", started);
+  return rows
     .filter((row) => row[3] > 0 && row[4] > 0)
     .map((row) => ({
       box: row.slice(1, 5).map((v) => v / factor),
