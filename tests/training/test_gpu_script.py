@@ -11,7 +11,9 @@ import io
 import json
 import os
 import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 from classroom_training import cli
 
@@ -25,7 +27,11 @@ def test_the_gpu_call_brings_back_every_students_weights_in_smoke_mode(packed, t
     v5 = tmp_path / "v5-named.npz"
     assert cli.main(["export-weights", "--model", str(SERVED_V5), "--out", str(v5)]) == 0
     out = tmp_path / "out"
-    env = {**os.environ, "SMOKE": "1", "OUT": str(out), "WORK": str(tmp_path / "work"), "PACK": str(path),
+    # the script calls `python3`, as on the GPU machine: here that must be this interpreter (torch is
+    # in the test venv, which CI runs without activating it)
+    path_with_venv = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "PATH": path_with_venv, "SMOKE": "1", "OUT": str(out), "WORK": str(tmp_path / "work"),
+           "PACK": str(path),
            "V5": str(v5), "TEACHERS": "default-w8", "STUDENTS": "plain-w8-d1 separable-w8-d1",
            "MIXUP": "0.4"}  # fmt: skip
     done = subprocess.run(["bash", "scripts/distill_on_gpu.sh"], cwd=REPO, env=env, capture_output=True, text=True,
