@@ -20,7 +20,6 @@ import os
 import plistlib
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -31,22 +30,11 @@ from classroom_contract import tokens
 
 from tests.support.fake_api import TOKEN
 from tests.support.procs import REPO
+from tests.support.wheels import clean_copy, pip_wheel
 
 pytestmark = pytest.mark.slow
 
 README = REPO / "services" / "capture" / "README.md"
-#: pip's words when it could not reach an index (requests/urllib3 errors, DNS, proxies).
-UNREACHABLE = (
-    "NewConnectionError",
-    "Failed to establish a new connection",
-    "Max retries exceeded",
-    "Temporary failure in name resolution",
-    "Name or service not known",
-    "Network is unreachable",
-    "ProxyError",
-    "ConnectTimeoutError",
-    "Read timed out",
-)
 
 
 def section() -> str:
@@ -97,27 +85,10 @@ def installed(tmp_path_factory):
     assert command[:4] == ["python", "-m", "pip", "wheel"] and command.count("-w") == 1, command
     out = command.index("-w") + 1
     sources = [arg for i, arg in enumerate(command[4:], 4) if not arg.startswith("-") and i != out]
-    # A clean copy of what the command names: a checkout's ignored build/ (setuptools reuses it)
-    # could put a file in the wheel that the package data no longer ships.
-    checkout = root / "checkout"
-    for source in sources:
-        shutil.copytree(
-            REPO / source,
-            checkout / source,
-            ignore=shutil.ignore_patterns("build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"),
-        )
+    checkout = clean_copy(sources, root)
     wheels = root / "wheels"
     command[0], command[out] = sys.executable, str(wheels)
-    try:
-        built = subprocess.run(command, cwd=checkout, capture_output=True, text=True, timeout=420)
-    except subprocess.TimeoutExpired:
-        pytest.skip("pip wheel did not finish in 420 s: the package index is too slow or unreachable from here")
-    if built.returncode != 0:
-        output = built.stdout + built.stderr
-        if any(marker in output for marker in UNREACHABLE):
-            why = next(line.strip() for line in output.splitlines() if any(m in line for m in UNREACHABLE))
-            pytest.skip(f"the package index is unreachable from here, so no wheel folder to build: {why[:300]}")
-        pytest.fail(f"the README's `{shlex.join(wheel_command())}` failed:\n{output[-4000:]}")
+    pip_wheel(command, checkout, timeout=420, what=f"the README's `{shlex.join(wheel_command())}`")
 
     venv = root / "venv"  # no system site packages: only what the wheel folder installs
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
