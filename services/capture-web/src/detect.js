@@ -50,7 +50,8 @@ let copyToWorks = true;
 /** A camera's frame formats that VideoFrame.copyTo converts to the same RGBA bytes as drawImage +
  * getImageData (checked in Chromium 156: I420 and NV12, limited and full range, BT.601/709 matrices,
  * and the fake camera's frames), at a fifth of the time: no canvas. Others (RGBA frames, which a
- * canvas premultiplies by their alpha, and browsers without copyTo's format option) use the canvas. */
+ * canvas premultiplies by their alpha, and browsers without copyTo's format option, told by the layout
+ * copyTo returns) use the canvas. */
 const COPY_FORMATS = new Set(["I420", "NV12"]);
 
 /** The frame's RGBA pixels at full resolution: YuNet's input is the agent's INTER_AREA downscale of
@@ -62,11 +63,14 @@ export async function framePixels(input, width, height) {
   if (copyToWorks && COPY_FORMATS.has(input.format) && rect && rect.width === width && rect.height === height) {
     if (copied.length !== width * height * 4) copied = new Uint8ClampedArray(width * height * 4);
     try {
-      await input.copyTo(copied, { format: "RGBA", colorSpace: "srgb" });
-      return copied;
+      const layout = await input.copyTo(copied, { format: "RGBA", colorSpace: "srgb" });
+      // A browser without copyTo's format option ignores it (an unknown dictionary member: no error)
+      // and copies the frame's own planes (I420: three); only one RGBA plane is the canvas's pixels.
+      if (layout.length === 1 && layout[0].offset === 0 && layout[0].stride === width * 4) return copied;
     } catch {
-      copyToWorks = false; // an older browser: the canvas from now on
+      // an older browser (no conversion at all): the canvas, below
     }
+    copyToWorks = false; // the canvas from now on
   }
   if (whole.width !== width) whole.width = width;
   if (whole.height !== height) whole.height = height;
