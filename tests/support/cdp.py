@@ -1,7 +1,8 @@
 """Debian's Chromium driven over the DevTools protocol on a pipe (--remote-debugging-pipe), without
-Playwright: Playwright turns focus emulation on for every page it attaches to, and Chromium then
-counts the page as being captured, so it stays 'visible' behind another tab and is never throttled
-as a student's hidden tab is. A bare DevTools session (Runtime.evaluate only) leaves that alone."""
+Playwright: a page Playwright drives stayed 'visible' behind another tab of its window (headful,
+under Xvfb), so it is never throttled as a student's hidden tab is (Playwright turns focus emulation
+on for every page, the likely cause). A bare DevTools session (Runtime.evaluate only) leaves the page
+hidden."""
 
 from __future__ import annotations
 
