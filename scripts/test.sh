@@ -5,7 +5,8 @@
 #
 # - Python packages go into .venv (pinned, from requirements-dev.txt).
 # - Debian packages the tests drive for real: redis-server, chromium and firefox-esr (headless browser
-#   tests; Firefox through its built-in Marionette, tests/support/firefox.py).
+#   tests; Firefox through its built-in Marionette, tests/support/firefox.py), and xvfb (an X display
+#   for a headful Chromium: a hidden tab is only hidden there, tests/join/test_hidden_tab.py).
 # - Tests start their own redis-server on a free loopback port, so none needs to be running.
 # - Then, when no pytest arguments were given, the compose end-to-end test: the README's
 #   `docker compose up` in a private Docker Engine (scripts/compose-e2e.sh; needs root). It fails
@@ -22,7 +23,7 @@ apt_install() {
     $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
-apt_install redis-server chromium firefox-esr busybox
+apt_install redis-server chromium firefox-esr busybox xvfb
 command -v npm >/dev/null || apt_install nodejs npm  # for the /join page's build (npm ci + esbuild)
 
 # The browser capture page (/join): pinned by package-lock.json, built into services/capture-web/dist

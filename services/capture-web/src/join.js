@@ -6,6 +6,7 @@ import { NEUTRAL_NOSE_HEIGHT, analyseFrame, loadDetector } from "./detect.js";
 import { Outbox } from "./outbox.js";
 import { headPose } from "./pose.js";
 import { Sender } from "./sender.js";
+import { cancel, later, sleep } from "./ticker.js";
 import { timed } from "./timings.js";
 
 // Relative: the page works under a path prefix too (PUBLIC_URL/prefix/join).
@@ -151,7 +152,8 @@ function ownerKey() {
   return `${state.me.class_id}/${state.me.student_id}`;
 }
 
-/** Samples at the class's rate; the next one is scheduled after the previous finished (no overlap). */
+/** Samples at the class's rate; the next one is scheduled after the previous finished (no overlap).
+ * The worker's timer (ticker.js) keeps the rate in a hidden tab: students switch to the lesson. */
 function scheduleSampling() {
   const period = 1000 / (Number(state.me.sample_rate_hz) || 2);
   const tick = async () => {
@@ -162,7 +164,7 @@ function scheduleSampling() {
     } catch (error) {
       setStatus(`Capture problem: ${error.message}`, true);
     }
-    if (state.sharing) state.timer = setTimeout(tick, Math.max(0, period - (performance.now() - started)));
+    if (state.sharing) state.timer = later(tick, Math.max(0, period - (performance.now() - started)));
   };
   tick();
 }
@@ -182,7 +184,7 @@ async function deliver() {
     setText("sent", String(state.sender.sent));
     setText("waiting", String(await state.outbox.count(ownerKey())));
     document.body.dataset.rounds = String(rounds); // a heartbeat: tests wait on it, never on the clock
-    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    await sleep(wait * 1000); // a hidden tab's setTimeout would wait longer: ticker.js
   }
 }
 
@@ -195,7 +197,7 @@ async function resume() {
 
 async function pause() {
   state.sharing = false;
-  clearTimeout(state.timer);
+  cancel(state.timer);
   stopCamera();
   render();
 }
