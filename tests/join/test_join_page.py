@@ -6,6 +6,7 @@ the server stores.
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
@@ -218,3 +219,54 @@ def test_a_30_fps_camera_gives_the_page_at_most_10_frames_a_second(system, lapto
     assert 0 < to_page <= 0.4 * camera, (to_page, camera)  # 10 of 30 a second; without the cap all 30
     assert to_page / seconds <= 12, (to_page, seconds)
     page.close()
+
+
+#: Holds every sample at VideoFrame.copyTo (detect.js framePixels) while window.__gate is set, and
+#: flags that one waits there: a sample stays in flight, deterministically, across Pause and Resume.
+#: add_init_script goes over DevTools, so the page's CSP does not stop it.
+HOLD_SAMPLES = """
+window.__inFlight = false;
+window.__gate = null;
+window.__close = () => { window.__gate = new Promise((open) => { window.__open = open; }); };
+const copyTo = VideoFrame.prototype.copyTo;
+VideoFrame.prototype.copyTo = async function (...args) {
+  if (window.__gate) { window.__inFlight = true; await window.__gate; }
+  return copyTo.apply(this, args);
+};
+"""
+
+
+def _samples(page) -> tuple[int, float]:
+    """Samples taken so far (timings.js), and the page's clock in seconds."""
+    count, now = page.evaluate("[(window.joinTimings.sample || {count: 0}).count, performance.now()]")
+    return count, now / 1000
+
+
+def test_pause_and_resume_during_a_sample_keeps_one_sampling_loop(system, camera_browser):
+    """A sample still in flight across Pause and Resume must not reschedule itself next to the new
+    loop: the page would then sample twice the class's rate (double CPU, double observations)."""
+    from playwright.sync_api import expect
+
+    api, klass = system
+    page = camera_browser.new_page()
+    page.add_init_script(HOLD_SAMPLES)
+    page.goto(f"{api.url}/join#{klass.credential('cy')}")
+    page.locator("#agree").click()
+    wait_until(lambda: _samples(page)[0] >= 2, timeout=90, what="the page to sample")
+
+    page.evaluate("window.__close()")
+    wait_until(lambda: page.evaluate("window.__inFlight"), timeout=30, what="a sample held in flight")
+    page.locator("#toggle").click()
+    expect(page.locator("#state")).to_have_text("PAUSED: nothing is being sent")
+    page.locator("#toggle").click()
+    expect(page.locator("#state")).to_have_text("SHARING with your class")
+    page.evaluate("window.__gate = null; window.__open()")
+
+    start = _samples(page)
+    wait_until(lambda: _samples(page)[0] >= start[0] + 2, timeout=30, what="sampling after the resume")
+    first = _samples(page)
+    time.sleep(5)
+    last = _samples(page)
+    rate = (last[0] - first[0]) / (last[1] - first[1])
+    page.close()
+    assert 1.4 <= rate <= 2.6, f"{rate:.2f} samples a second, the class's rate is 2"

@@ -16,7 +16,7 @@ const show = (id, visible = true) => {
   $(id).hidden = !visible;
 };
 
-const state = { credential: null, me: null, outbox: null, sender: null, stream: null, sharing: false, timer: null };
+const state = { credential: null, me: null, outbox: null, sender: null, stream: null, sharing: false, timer: null, loop: 0 };
 const canvas = document.createElement("canvas");
 
 function fatal(message) {
@@ -153,18 +153,23 @@ function ownerKey() {
 }
 
 /** Samples at the class's rate; the next one is scheduled after the previous finished (no overlap).
- * The worker's timer (ticker.js) keeps the rate in a hidden tab: students switch to the lesson. */
+ * The worker's timer (ticker.js) keeps the rate in a hidden tab: students switch to the lesson.
+ * Each loop has a number (state.loop, bumped here and by pause()): a sample still in flight across
+ * Pause and Resume ends its old loop instead of sampling next to the new one (twice the rate). */
 function scheduleSampling() {
   const period = 1000 / (Number(state.me.sample_rate_hz) || 2);
+  state.loop += 1;
+  const loop = state.loop;
+  const current = () => state.sharing && loop === state.loop;
   const tick = async () => {
-    if (!state.sharing) return;
+    if (!current()) return;
     const started = performance.now();
     try {
       await sample();
     } catch (error) {
       setStatus(`Capture problem: ${error.message}`, true);
     }
-    if (state.sharing) state.timer = later(tick, Math.max(0, period - (performance.now() - started)));
+    if (current()) state.timer = later(tick, Math.max(0, period - (performance.now() - started)));
   };
   tick();
 }
@@ -197,6 +202,7 @@ async function resume() {
 
 async function pause() {
   state.sharing = false;
+  state.loop += 1; // the loop in flight, if any, ends: scheduleSampling
   cancel(state.timer);
   stopCamera();
   render();
