@@ -270,3 +270,34 @@ def test_pause_and_resume_during_a_sample_keeps_one_sampling_loop(system, camera
     rate = (last[0] - first[0]) / (last[1] - first[1])
     page.close()
     assert 1.4 <= rate <= 2.6, f"{rate:.2f} samples a second, the class's rate is 2"
+
+
+#: Browsers where the page's timer worker (src/ticker.js) cannot run: `Worker` missing, throwing
+#: (a browser that forbids blob: workers at construction), or failing to load afterwards (its error
+#: event, as a stricter CSP gives): the page must fall back to setTimeout and keep its rate.
+NO_TIMER_WORKER = {
+    "missing": "delete window.Worker;",
+    "throws": "window.Worker = function () { throw new DOMException('blocked', 'SecurityError'); };",
+    "fails to load": """window.Worker = class {
+        constructor() { setTimeout(() => this.onerror && this.onerror(new Event('error')), 0); }
+        postMessage() {}
+    };""",
+}
+
+
+@pytest.mark.parametrize("how", list(NO_TIMER_WORKER))
+def test_without_a_timer_worker_the_page_keeps_its_rate_on_set_timeout(system, camera_browser, how):
+    """ticker.js's fallback: every timer the page waits on (sampling and delivery) still fires."""
+    api, klass = system
+    page = camera_browser.new_page()
+    page.add_init_script(NO_TIMER_WORKER[how])
+    page.goto(f"{api.url}/join#{klass.credential('di')}")
+    page.locator("#agree").click()
+    wait_until(lambda: _samples(page)[0] >= 2, timeout=90, what="the page to sample")
+    first = _samples(page)
+    time.sleep(4)
+    last = _samples(page)
+    rate = (last[0] - first[0]) / (last[1] - first[1])
+    wait_until(lambda: _counter(page, "sent") >= 4, timeout=30, what="observations delivered")
+    page.close()
+    assert 1.4 <= rate <= 2.6, f"{how}: {rate:.2f} samples a second, the class's rate is 2"
